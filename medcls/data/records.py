@@ -6,12 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-class DataError(ValueError):
-    """A data set folder does not match what its reader expects.
-
-    The message names the culprit (the file, and the row where there is one) and what to do.
-    """
+from medcls.errors import DataError
 
 
 @dataclass(frozen=True)

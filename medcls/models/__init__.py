@@ -1,0 +1,5 @@
+"""LightningModules: what ``--model`` takes."""
+
+from medcls.models.classifier import Classifier
+
+__all__ = ["Classifier"]

@@ -1,0 +1,141 @@
+"""The ``medcls`` command: LightningCLI in subclass mode with the project's defaults, links and guards."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from jsonargparse import Namespace
+from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+import medcls.data
+import medcls.models
+import medcls.nets  # noqa: F401  (registers the nets so configs can name them by class name)
+from medcls.callbacks import EvaluationReport
+from medcls.data import TaskDataModule
+from medcls.errors import CheckpointError, MedclsError
+
+EVALUATING_SUBCOMMANDS = ("validate", "test", "predict")
+
+
+class MedclsCLI(LightningCLI):
+    """LightningCLI with medcls' defaults: TensorBoard under ``runs/``, best and last checkpoints, a report."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Link the data's tasks into the model and add the callbacks every run has."""
+        parser.link_arguments("data.tasks", "model.init_args.tasks", apply_on="instantiate")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults(
+            {
+                "checkpoint.monitor": "val/loss",
+                "checkpoint.mode": "min",
+                "checkpoint.filename": "best",
+                "checkpoint.save_last": True,
+                "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
+        parser.add_lightning_class_args(EvaluationReport, "report")
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """Parse with the model and data of ``--ckpt_path`` as defaults; refuse to evaluate without one."""
+        argv = sys.argv[1:] if args is None else args
+        if isinstance(argv, list):
+            subcommand = next((arg for arg in argv if arg in self._subcommand_parsers), None)
+            ckpt_path = _option_value(argv, "--ckpt_path")
+            if subcommand and ckpt_path:
+                self._subcommand_parsers[subcommand].set_defaults(_classes_of(_load_checkpoint(ckpt_path)))
+        super().parse_arguments(parser, args)
+        subcommand = self.config.get("subcommand")
+        if subcommand:
+            _check_checkpoint(subcommand, self.config[subcommand])
+
+    def before_instantiate_classes(self) -> None:
+        """Name the experiment after the data and the net when no name was configured."""
+        config = self.config[self.subcommand]
+        logger = config.trainer.logger
+        tensorboard = isinstance(logger, Namespace) and logger.class_path.endswith("TensorBoardLogger")
+        if tensorboard and logger.init_args.name is None:
+            logger.init_args.name = _experiment_name(config)
+
+
+def _experiment_name(config: Namespace) -> str:
+    data = config.data.class_path.rsplit(".", 1)[-1].removesuffix("DataModule")
+    net = config.model.init_args.get("net")
+    parts = [data] + ([net.class_path.rsplit(".", 1)[-1].removesuffix("Net")] if isinstance(net, Namespace) else [])
+    return "-".join(parts).lower()
+
+
+def _option_value(argv: list[str], option: str) -> str | None:
+    for i, arg in enumerate(argv):
+        if arg == option and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _classes_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The model and data module configs a checkpoint was trained with, as parser defaults."""
+    defaults = {}
+    for key, hparams_key in (("model", "hyper_parameters"), ("data", "datamodule_hyper_parameters")):
+        hparams = dict(checkpoint.get(hparams_key) or {})
+        class_path = hparams.pop("_class_path", None)
+        if class_path:
+            hparams.pop("_instantiator", None)
+            hparams.pop("tasks", None)  # a link target: always the data module's tasks
+            defaults[key] = {"class_path": class_path, "init_args": hparams}
+    return defaults
+
+
+def _load_checkpoint(ckpt_path: str) -> dict[str, Any]:
+    if ckpt_path in ("last", "best", "hpc", "registry"):  # Lightning resolves these itself
+        return {}
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; check --ckpt_path.")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error}).") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict); pass a checkpoint medcls wrote.")
+    return checkpoint
+
+
+def _check_checkpoint(subcommand: str, config: Namespace) -> None:
+    ckpt_path = config.get("ckpt_path")
+    if ckpt_path is not None:
+        _load_checkpoint(ckpt_path)
+    elif subcommand in EVALUATING_SUBCOMMANDS:
+        raise CheckpointError(
+            f"'medcls {subcommand}' needs trained weights: pass --ckpt_path "
+            "runs/<experiment>/version_<N>/checkpoints/best.ckpt (or last.ckpt). "
+            "Without it the freshly initialised model would be evaluated."
+        )
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run ``medcls fit | validate | test | predict``; ``args`` defaults to the command line."""
+    try:
+        MedclsCLI(
+            LightningModule,
+            TaskDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            auto_configure_optimizers=False,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={
+                "logger": {
+                    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                    "init_args": {"save_dir": "runs", "name": None, "default_hp_metric": False},
+                }
+            },
+            args=args,
+        )
+    except MedclsError as error:
+        sys.exit(f"medcls: error: {error}")

@@ -1,0 +1,151 @@
+"""MNIST in torchvision's layout, as the lecture's tutorial uses it."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+from torchvision.datasets import MNIST
+
+from medcls.data.base import TaskDataModule
+from medcls.errors import DataError
+
+# File name -> the IDX magic number its header must start with.
+MNIST_FILES = {
+    "train-images-idx3-ubyte": 0x00000803,
+    "train-labels-idx1-ubyte": 0x00000801,
+    "t10k-images-idx3-ubyte": 0x00000803,
+    "t10k-labels-idx1-ubyte": 0x00000801,
+}
+
+
+class DigitDataset(Dataset):
+    """Normalised digit images held in memory, served as batch dicts.
+
+    Args:
+        images: N x 28 x 28 uint8 images.
+        labels: N digit labels.
+        ids: N image ids.
+        mean: Normalisation mean of the 0-1 pixel values.
+        std: Normalisation standard deviation.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor, ids: list[str], mean: float, std: float) -> None:
+        self.images = ((images.float() / 255 - mean) / std).unsqueeze(1)
+        self.labels = labels.long()
+        self.ids = ids
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict:
+        return {"image": self.images[index], "digit": self.labels[index], "id": self.ids[index]}
+
+
+class MNISTDataModule(TaskDataModule):
+    """MNIST: 60,000 training and 10,000 test digits, 28x28 grey; task ``digit`` with 10 classes.
+
+    Reads torchvision's layout, ``<root>/MNIST/raw/`` with the four IDX files (plain or ``.gz``).
+    The validation set is a seeded random split of the 60,000 training images; the test set is
+    the 10,000 test images. Image ids are ``train/<index>`` and ``test/<index>`` in the original files.
+
+    Args:
+        root: Folder holding ``MNIST/raw``.
+        download: Download the files if they are missing (needs internet access).
+        val_size: Training images held out for validation.
+        split_seed: Seed of the train/validation split.
+        mean: Normalisation mean (the tutorial's 0.1307).
+        std: Normalisation standard deviation (the tutorial's 0.3081).
+        batch_size: Images per training batch.
+        eval_batch_size: Images per validation, test and prediction batch.
+        num_workers: Loader worker processes.
+    """
+
+    tasks = {"digit": 10}
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        download: bool = False,
+        val_size: int = 5000,
+        split_seed: int = 0,
+        mean: float = 0.1307,
+        std: float = 0.3081,
+        batch_size: int = 64,
+        eval_batch_size: int | None = 1000,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, num_workers)
+        self.save_hyperparameters()
+        self.root = Path(root)
+        self.raw = self.root / "MNIST" / "raw"
+
+    def prepare_data(self) -> None:
+        """Unpack ``.gz`` files, download missing ones if allowed, and check the IDX headers."""
+        for name in MNIST_FILES:
+            _gunzip_if_needed(self.raw / name)
+        missing = [name for name in MNIST_FILES if not (self.raw / name).exists()]
+        remedy = "or set data.download true on a machine with internet access"
+        if missing and self.hparams.download:
+            try:
+                MNIST(self.root, download=True)
+                missing = []
+            except Exception as error:  # torchvision tries several mirrors and raises whatever the last one gave
+                failure = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                remedy = f"the download failed ({failure}) and needs internet access"
+        if missing:
+            raise DataError(
+                f"MNIST files missing in {self.raw.resolve()}: {', '.join(missing)}. Put the four files "
+                f"{', '.join(MNIST_FILES)} (plain or .gz) in that folder, {remedy}."
+            )
+        for name, magic in MNIST_FILES.items():
+            _check_idx_header(self.raw / name, magic)
+
+    def setup(self, stage: str) -> None:
+        """Load the digits into memory and split off the validation set."""
+        normalise = {"mean": self.hparams.mean, "std": self.hparams.std}
+        if stage in ("fit", "validate"):
+            train = MNIST(self.root, train=True)
+            if not 0 < self.hparams.val_size < len(train):
+                raise ValueError(f"val_size must be between 1 and {len(train) - 1}, got {self.hparams.val_size}.")
+            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.hparams.split_seed))
+            val, fit = order[: self.hparams.val_size], order[self.hparams.val_size :]
+            self.train_set = _digits(train, fit, "train", normalise)
+            self.val_set = _digits(train, val, "train", normalise)
+        if stage in ("test", "predict"):
+            test = MNIST(self.root, train=False)
+            self.test_set = _digits(test, torch.arange(len(test)), "test", normalise)
+
+
+def _digits(source: MNIST, indices: Tensor, split: str, normalise: dict[str, float]) -> DigitDataset:
+    ids = [f"{split}/{i:05d}" for i in indices.tolist()]
+    return DigitDataset(source.data[indices], source.targets[indices], ids, **normalise)
+
+
+def _gunzip_if_needed(path: Path) -> None:
+    packed = path.with_name(path.name + ".gz")
+    if path.exists() or not packed.exists():
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with gzip.open(packed, "rb") as source, open(partial, "wb") as target:
+            shutil.copyfileobj(source, target)
+    except (OSError, EOFError) as error:
+        partial.unlink(missing_ok=True)
+        raise DataError(f"{packed} is not a readable gzip file ({error}); replace it with the original.") from None
+    os.replace(partial, path)
+
+
+def _check_idx_header(path: Path, magic: int) -> None:
+    with open(path, "rb") as file:
+        found = int.from_bytes(file.read(4), "big")
+    if found != magic:
+        raise DataError(
+            f"{path} is not an MNIST IDX file (header 0x{found:08x}, expected 0x{magic:08x}); "
+            "replace it with the original file."
+        )

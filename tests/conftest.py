@@ -1,0 +1,47 @@
+"""Fixtures shared across the test suite: small data sets written in the real layouts."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def write_idx(path: Path, array: np.ndarray, *, compress: bool = False) -> None:
+    """Write ``array`` (uint8) as an IDX file: magic 0x0000080<ndim>, big-endian int32 dims, raw bytes."""
+    header = (0x0800 + array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        payload = gzip.compress(payload)
+    path.write_bytes(payload)
+
+
+def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """28x28 grey 'digits': class d lights a 6x6 square at one of ten places, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, count).astype(np.uint8)
+    images = rng.integers(0, 60, (count, 28, 28)).astype(np.uint8)
+    for image, label in zip(images, labels, strict=True):
+        row, column = divmod(int(label), 5)
+        image[3 + 12 * row : 9 + 12 * row, 1 + 5 * column : 7 + 5 * column] = 255
+    return images, labels
+
+
+def write_mnist(root: Path, *, train: int = 600, test: int = 100, compress: bool = False) -> Path:
+    """Write the four MNIST files of synthetic digits in torchvision's layout under ``root``."""
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, count, seed in (("train", train, 0), ("t10k", test, 1)):
+        images, labels = synthetic_digits(count, seed)
+        write_idx(raw / f"{split}-images-idx3-ubyte", images, compress=compress)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", labels, compress=compress)
+    return root
+
+
+@pytest.fixture
+def mnist_root(tmp_path: Path) -> Path:
+    """A small synthetic MNIST (600 training, 100 test images) in torchvision's layout."""
+    return write_mnist(tmp_path / "mnist")

@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.datasets import MNIST
+
+from medcls.data import MNISTDataModule
+from medcls.errors import DataError
+from tests.conftest import synthetic_digits, write_mnist
+
+FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+
+
+def ready(root: Path, **kwargs) -> MNISTDataModule:
+    data = MNISTDataModule(root, val_size=100, **kwargs)
+    data.prepare_data()
+    data.setup("fit")
+    data.setup("test")
+    return data
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_reads_idx_files_into_batches(tmp_path: Path, compress: bool) -> None:
+    root = write_mnist(tmp_path, train=600, test=100, compress=compress)
+    data = ready(root, batch_size=32)
+    assert data.tasks == {"digit": 10}
+    assert (len(data.train_set), len(data.val_set), len(data.test_set)) == (500, 100, 100)
+    batch = next(iter(data.train_dataloader()))
+    assert batch["image"].shape == (32, 1, 28, 28) and batch["image"].dtype == torch.float32
+    assert batch["digit"].dtype == torch.int64 and len(batch["id"]) == 32
+    images, labels = synthetic_digits(100, seed=1)  # what write_mnist wrote as the test split
+    sample = data.test_set[7]
+    assert sample["id"] == "test/00007" and sample["digit"] == labels[7]
+    torch.testing.assert_close(sample["image"][0], (torch.from_numpy(images[7]) / 255 - 0.1307) / 0.3081)
+
+
+def test_validation_split_is_seeded_and_disjoint(tmp_path: Path) -> None:
+    root = write_mnist(tmp_path)
+    first, again, other = ready(root), ready(root), ready(root, split_seed=1)
+    train_ids, val_ids = set(first.train_set.ids), set(first.val_set.ids)
+    assert not train_ids & val_ids and len(train_ids | val_ids) == 600
+    assert first.val_set.ids == again.val_set.ids
+    assert set(other.val_set.ids) != val_ids
+    assert not {i for i in val_ids} & set(first.test_set.ids)
+
+
+def test_missing_files_give_one_error_naming_them(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as error:
+        MNISTDataModule(tmp_path).prepare_data()
+    message = str(error.value)
+    assert str(tmp_path / "MNIST" / "raw") in message and "set data.download true" in message
+    assert all(name in message for name in FILES)
+
+
+def test_failed_download_gives_one_error_without_network_traceback(tmp_path: Path, monkeypatch) -> None:
+    def offline(self) -> None:
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://...: <urlopen error>")
+
+    monkeypatch.setattr(MNIST, "download", offline)
+    with pytest.raises(DataError, match="Put the four files .* the download failed") as error:
+        MNISTDataModule(tmp_path, download=True).prepare_data()
+    assert error.value.__cause__ is None and error.value.__context__ is None
+
+
+def test_wrong_header_names_the_file(tmp_path: Path) -> None:
+    root = write_mnist(tmp_path)
+    labels = root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(b"\x00\x00\x08\x03" + labels.read_bytes()[4:])
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte is not an MNIST IDX file \(header 0x00000803"):
+        MNISTDataModule(root).prepare_data()
+
+
+def test_corrupt_gzip_names_the_file(tmp_path: Path) -> None:
+    root = write_mnist(tmp_path, compress=True)
+    packed = root / "MNIST" / "raw" / "train-labels-idx1-ubyte.gz"
+    packed.write_bytes(packed.read_bytes()[:20])
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz is not a readable gzip file"):
+        MNISTDataModule(root).prepare_data()
+    assert sorted(p.name for p in packed.parent.iterdir() if p.name.startswith(".")) == []

@@ -1,0 +1,95 @@
+from functools import partial
+
+import pytest
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import Trainer
+from torch import nn
+
+from medcls.data import MNISTDataModule
+from medcls.errors import CheckpointError
+from medcls.models import Classifier
+from medcls.nets import TutorialNet
+from tests.conftest import write_mnist
+
+
+class TwoHeadNet(nn.Module):
+    """A linear net with a head per task and an auxiliary head for the first task."""
+
+    def __init__(self, tasks: dict[str, int]) -> None:
+        super().__init__()
+        self.heads = nn.ModuleDict({name: nn.Linear(12, n) for name, n in tasks.items()})
+        first, n = next(iter(tasks.items()))
+        self.heads[f"{first}_aux"] = nn.Linear(12, n)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {name: head(x.flatten(1)) for name, head in self.heads.items()}
+
+
+def batch() -> dict:
+    generator = torch.Generator().manual_seed(0)
+    return {
+        "image": torch.randn(6, 3, 2, 2, generator=generator),
+        "dr": torch.randint(0, 5, (6,), generator=generator),
+        "dme": torch.randint(0, 3, (6,), generator=generator),
+        "id": [str(i) for i in range(6)],
+    }
+
+
+def test_loss_is_weighted_sum_over_heads_and_metrics_use_task_heads() -> None:
+    model = Classifier(TwoHeadNet, {"dr": 5, "dme": 3}, loss_weights={"dr_aux": 0.25, "dme": 2.0})
+    data = batch()
+    logits = model(data["image"])
+    assert set(logits) == {"dr", "dme", "dr_aux"}
+    expected = (
+        F.cross_entropy(logits["dr"], data["dr"])
+        + 2.0 * F.cross_entropy(logits["dme"], data["dme"])
+        + 0.25 * F.cross_entropy(logits["dr_aux"], data["dr"])
+    )
+    with pytest.warns(UserWarning, match="self.log"):
+        loss = model.training_step(data, 0)
+    torch.testing.assert_close(loss, expected)
+    probabilities = model.probabilities(logits)
+    assert set(probabilities) == {"dr", "dme"}
+    torch.testing.assert_close(probabilities["dme"].sum(1), torch.ones(6))
+    assert set(model.metrics["test"]) == {"dr", "dme"}
+
+
+def test_aux_heads_receive_gradient() -> None:
+    model = Classifier(TwoHeadNet, {"dr": 5, "dme": 3}, loss_weights={"dr_aux": 0.25})
+    with pytest.warns(UserWarning):
+        model.training_step(batch(), 0).backward()
+    assert model.net.heads["dr_aux"].weight.grad.abs().sum() > 0
+
+
+def test_single_tensor_output_is_wrapped_for_its_task() -> None:
+    model = Classifier(TutorialNet, {"digit": 10})
+    assert set(model(torch.randn(2, 1, 28, 28))) == {"digit"}
+
+
+def test_unknown_loss_weight_head_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"unknown heads \['dm'\]"):
+        Classifier(TwoHeadNet, {"dr": 5, "dme": 3}, loss_weights={"dm": 1.0})
+
+
+def test_overfitting_two_batches_drives_training_loss_to_zero(tmp_path) -> None:
+    """The lecture's sanity check: a network that cannot memorise two batches has a bug."""
+    torch.manual_seed(0)
+    data = MNISTDataModule(write_mnist(tmp_path), val_size=100, batch_size=32)
+    model = Classifier(partial(TutorialNet, dropout=0.0), {"digit": 10}, optimizer=partial(torch.optim.Adam, lr=3e-3))
+    trainer = Trainer(
+        overfit_batches=2, max_epochs=60, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    assert trainer.callback_metrics["train/loss_epoch"] < 0.02
+
+
+def test_checkpoint_with_another_network_is_refused() -> None:
+    model = Classifier(TutorialNet, {"digit": 10})
+    other = Classifier(TwoHeadNet, {"digit": 10, "parity": 2})
+    with pytest.raises(CheckpointError, match="trained for tasks"):
+        model.on_load_checkpoint({"hyper_parameters": {"tasks": other.tasks}, "state_dict": other.state_dict()})
+    with pytest.raises(CheckpointError, match=r"different network .*\(8 missing, 6 unexpected"):
+        model.on_load_checkpoint({"hyper_parameters": {"tasks": model.tasks}, "state_dict": other.state_dict()})
+    model.on_load_checkpoint({"hyper_parameters": {"tasks": model.tasks}, "state_dict": model.state_dict()})

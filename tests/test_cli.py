@@ -1,0 +1,152 @@
+import copy
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from medcls.cli import main
+
+CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs").rglob("*.yaml"))
+
+
+@pytest.fixture
+def tutorial(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tutorial config on the small synthetic MNIST, one epoch, run from a temporary folder."""
+    monkeypatch.chdir(tmp_path)
+    return [
+        "--config", str(Path(__file__).parents[1] / "configs/mnist/tutorial.yaml"),
+        "--data.root", str(mnist_root), "--data.download", "false", "--data.val_size", "100",
+        "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "2",
+    ]  # fmt: skip
+
+
+def run_dirs() -> list[Path]:
+    return sorted(Path("runs/mnist-tutorial").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+
+
+def test_fit_test_predict_round_trip(tutorial: list[str]) -> None:
+    main(["fit", *tutorial])
+    (run,) = run_dirs()
+    checkpoints = run / "checkpoints"
+    assert {p.name for p in checkpoints.iterdir()} == {"best.ckpt", "last.ckpt"}
+    assert (run / "config.yaml").is_file()
+    logged = {tag for event in run.glob("events.out.tfevents.*") for tag in _scalar_tags(event)}
+    assert {"train/loss_step", "val/loss", "val/digit/accuracy", "lr-SGD"} <= logged
+    assert "hp_metric" not in logged
+
+    main(["test", *tutorial, "--ckpt_path", str(checkpoints / "best.ckpt")])
+    test_run = run_dirs()[-1]
+    metrics = json.loads((test_run / "metrics.json").read_text())
+    assert 0.0 <= metrics["test/digit/accuracy"] <= 1.0 and metrics["test/loss"] > 0
+    with open(test_run / "predictions.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 100
+    assert list(rows[0]) == ["id", "digit", "digit_pred"] + [f"digit_prob_{k}" for k in range(10)]
+    accuracy = sum(row["digit"] == row["digit_pred"] for row in rows) / len(rows)
+    assert accuracy == pytest.approx(metrics["test/digit/accuracy"])
+    assert sum(float(row[f"digit_prob_{k}"]) for k in range(10) for row in rows[:1]) == pytest.approx(1, abs=1e-4)
+    assert (test_run / "confusion_digit.png").stat().st_size > 0
+    assert (test_run / "predictions.png").stat().st_size > 0
+    images = {tag for event in test_run.glob("events.out.tfevents.*") for tag in _image_tags(event)}
+    assert {"test/confusion_matrix/digit", "test/predictions"} <= images
+
+    main(["predict", *tutorial, "--ckpt_path", str(checkpoints / "best.ckpt")])
+    with open(run_dirs()[-1] / "predictions.csv") as file:
+        predicted = list(csv.DictReader(file))
+    assert [row["id"] for row in predicted] == [row["id"] for row in rows]
+    assert "digit" not in predicted[0] and predicted[0]["digit_pred"] == rows[0]["digit_pred"]
+
+
+def test_checkpoint_alone_rebuilds_model_and_data(tutorial: list[str]) -> None:
+    main(["fit", *tutorial, "--model.init_args.net.init_args.dropout", "0.25"])
+    best = run_dirs()[0] / "checkpoints/best.ckpt"
+    main(["test", "--ckpt_path", str(best), "--trainer.enable_progress_bar", "false"])
+    config = yaml.safe_load((run_dirs()[-1] / "config.yaml").read_text())
+    assert config["model"]["init_args"]["net"]["init_args"]["dropout"] == 0.25
+    assert config["data"]["init_args"]["val_size"] == 100
+
+
+def test_resume_continues_at_next_epoch_with_optimizer_state(tutorial: list[str], monkeypatch) -> None:
+    main(["fit", *tutorial])
+    last = run_dirs()[0] / "checkpoints/last.ckpt"
+    saved = torch.load(last, weights_only=True)
+    assert saved["epoch"] == 0
+
+    restored = {}
+    from medcls.models import Classifier
+
+    def on_train_epoch_start(self) -> None:
+        if not restored:
+            restored["epoch"] = self.current_epoch
+            restored["optimizer"] = copy.deepcopy(self.trainer.optimizers[0].state_dict())
+
+    monkeypatch.setattr(Classifier, "on_train_epoch_start", on_train_epoch_start, raising=False)
+    main(["fit", *tutorial, "--ckpt_path", str(last), "--trainer.max_epochs", "2"])
+    assert restored["epoch"] == 1
+    momentum = restored["optimizer"]["state"]
+    assert momentum and momentum.keys() == saved["optimizer_states"][0]["state"].keys()
+    for key, state in saved["optimizer_states"][0]["state"].items():
+        torch.testing.assert_close(momentum[key]["momentum_buffer"], state["momentum_buffer"])
+    assert torch.load(run_dirs()[-1] / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 1
+
+
+@pytest.mark.parametrize("subcommand", ["test", "validate", "predict"])
+def test_evaluating_without_checkpoint_refuses(tutorial: list[str], subcommand: str) -> None:
+    with pytest.raises(SystemExit, match="needs trained weights: pass --ckpt_path"):
+        main([subcommand, *tutorial])
+    assert not Path("runs").exists()
+
+
+def test_missing_or_foreign_checkpoint_is_named(tutorial: list[str], tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="no checkpoint at nowhere.ckpt"):
+        main(["test", *tutorial, "--ckpt_path", "nowhere.ckpt"])
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(SystemExit, match="junk.ckpt is not a readable checkpoint"):
+        main(["test", *tutorial, "--ckpt_path", str(junk)])
+
+
+def test_checkpoint_of_other_tasks_or_network_is_refused(tutorial: list[str], tmp_path: Path) -> None:
+    main(["fit", *tutorial])
+    checkpoint = torch.load(run_dirs()[0] / "checkpoints/best.ckpt", weights_only=True)
+
+    other_tasks = tmp_path / "other_tasks.ckpt"
+    checkpoint["hyper_parameters"]["tasks"] = {"letter": 26}
+    torch.save(checkpoint, other_tasks)
+    with pytest.raises(SystemExit, match=r"trained for tasks \{'letter': 26\}, but the data has tasks \{'digit': 10\}"):
+        main(["test", *tutorial, "--ckpt_path", str(other_tasks)])
+
+    other_net = tmp_path / "other_net.ckpt"
+    checkpoint["hyper_parameters"] = {}
+    checkpoint["state_dict"] = {"net.trunk.weight": torch.zeros(3)}
+    torch.save(checkpoint, other_net)
+    with pytest.raises(SystemExit, match="holds a different network than the configured model"):
+        main(["test", *tutorial, "--ckpt_path", str(other_net)])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[str(c.relative_to(CONFIGS[0].parents[1])) for c in CONFIGS])
+def test_every_config_parses(config: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(config), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["class_path"] and printed["data"]["class_path"]
+
+
+def _scalar_tags(event_file: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(event_file))
+    accumulator.Reload()
+    return set(accumulator.Tags()["scalars"])
+
+
+def _image_tags(event_file: Path) -> set[str]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(event_file))
+    accumulator.Reload()
+    return set(accumulator.Tags()["images"])
