@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-
-def write_idx(path: Path, array: np.ndarray, *, compress: bool = False) -> None:
-    """Write ``array`` (uint8) as an IDX file: magic 0x0000080<ndim>, big-endian int32 dims, raw bytes."""
-    header = (0x0800 + array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    if compress:
-        path = path.with_name(path.name + ".gz")
-        payload = gzip.compress(payload)
-    path.write_bytes(payload)
+from medcls.data.mnist import write_idx
 
 
 def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
@@ -14,6 +15,7 @@ from torchvision.datasets import MNIST
 
 from medcls.data.base import TaskDataModule
 from medcls.errors import DataError
+from medcls.io import atomic_write
 
 # File name -> the IDX magic number its header must start with.
 MNIST_FILES = {
@@ -139,6 +141,19 @@ def _gunzip_if_needed(path: Path) -> None:
         partial.unlink(missing_ok=True)
         raise DataError(f"{packed} is not a readable gzip file ({error}); replace it with the original.") from None
     os.replace(partial, path)
+
+
+def write_idx(path: Path, array: np.ndarray, *, compress: bool = False) -> Path:
+    """Write a uint8 array as an IDX file (``.gz`` appended when compressed); returns the path written.
+
+    The header is the magic number 0x0000080<ndim>, then each dimension as a big-endian int32.
+    """
+    header = (0x0800 + array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    if compress:
+        path, payload = path.with_name(path.name + ".gz"), gzip.compress(payload)
+    atomic_write(path, lambda file: file.write(payload), mode="wb")
+    return path
 
 
 def _check_idx_header(path: Path, magic: int) -> None:
