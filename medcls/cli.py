@@ -20,6 +20,7 @@ from medcls.data import TaskDataModule
 from medcls.errors import CheckpointError, MedclsError
 
 EVALUATING_SUBCOMMANDS = ("validate", "test", "predict")
+RUN_CHECKPOINTS = ("best", "last")  # --ckpt_path best|last: that file of the experiment's newest run
 
 
 class MedclsCLI(LightningCLI):
@@ -47,20 +48,45 @@ class MedclsCLI(LightningCLI):
         if isinstance(argv, list):
             subcommand = next((arg for arg in argv if arg in self._subcommand_parsers), None)
             ckpt_path = _option_value(argv, "--ckpt_path")
-            if subcommand and ckpt_path:
+            if subcommand and ckpt_path and ckpt_path not in RUN_CHECKPOINTS:
                 self._subcommand_parsers[subcommand].set_defaults(_classes_of(_load_checkpoint(ckpt_path)))
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand:
-            _check_checkpoint(subcommand, self.config[subcommand])
+            config = self.config[subcommand]
+            _name_experiment(config)
+            if config.ckpt_path in RUN_CHECKPOINTS:
+                config.ckpt_path = str(_latest_run_checkpoint(config, config.ckpt_path))
+            _check_checkpoint(subcommand, config)
 
-    def before_instantiate_classes(self) -> None:
-        """Name the experiment after the data and the net when no name was configured."""
-        config = self.config[self.subcommand]
-        logger = config.trainer.logger
-        tensorboard = isinstance(logger, Namespace) and logger.class_path.endswith("TensorBoardLogger")
-        if tensorboard and logger.init_args.name is None:
-            logger.init_args.name = _experiment_name(config)
+
+def _tensorboard_logger(config: Namespace) -> Namespace | None:
+    logger = config.trainer.logger
+    if isinstance(logger, Namespace) and logger.class_path.endswith("TensorBoardLogger"):
+        return logger
+    return None
+
+
+def _name_experiment(config: Namespace) -> None:
+    """Name the experiment after the data and the net when no name was configured."""
+    logger = _tensorboard_logger(config)
+    if logger is not None and logger.init_args.name is None:
+        logger.init_args.name = _experiment_name(config)
+
+
+def _latest_run_checkpoint(config: Namespace, which: str) -> Path:
+    """The newest ``best.ckpt`` or ``last.ckpt`` among the runs of the configured experiment."""
+    logger = _tensorboard_logger(config)
+    if logger is None:
+        raise CheckpointError(f"--ckpt_path {which} needs the TensorBoard logger to find the runs; pass a path.")
+    runs = Path(logger.init_args.save_dir) / logger.init_args.name
+    found = sorted(runs.glob(f"version_*/checkpoints/{which}.ckpt"), key=lambda path: path.stat().st_mtime)
+    if not found:
+        raise CheckpointError(
+            f"--ckpt_path {which}: no run of experiment {runs} has checkpoints/{which}.ckpt; "
+            "train one with 'medcls fit' first, or pass the path of a checkpoint."
+        )
+    return found[-1]
 
 
 def _experiment_name(config: Namespace) -> str:
@@ -93,8 +119,6 @@ def _classes_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_checkpoint(ckpt_path: str) -> dict[str, Any]:
-    if ckpt_path in ("last", "best", "hpc", "registry"):  # Lightning resolves these itself
-        return {}
     path = Path(ckpt_path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}; check --ckpt_path.")

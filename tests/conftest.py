@@ -36,3 +36,11 @@ def write_mnist(root: Path, *, train: int = 600, test: int = 100, compress: bool
 def mnist_root(tmp_path: Path) -> Path:
     """A small synthetic MNIST (600 training, 100 test images) in torchvision's layout."""
     return write_mnist(tmp_path / "mnist")
+
+
+@pytest.fixture(scope="session")
+def synthetic_idrid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic IDRiD tree (30 training, 10 test images of 160x106 px), written once per session."""
+    from medcls.data.synthetic import write_idrid_tree
+
+    return write_idrid_tree(tmp_path_factory.mktemp("idrid"), train=30, test=10, size=(160, 106), seed=3)

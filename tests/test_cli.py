@@ -9,7 +9,10 @@ import yaml
 
 from medcls.cli import main
 
-CONFIGS = sorted(Path(__file__).parents[1].joinpath("configs").rglob("*.yaml"))
+CONFIG_DIR = Path(__file__).parents[1] / "configs"
+PRESET_DIRS = ("transforms",)  # stacked onto a whole config, never used alone
+CONFIGS = sorted(c for c in CONFIG_DIR.rglob("*.yaml") if c.parent.name not in PRESET_DIRS)
+PRESETS = sorted(c for c in CONFIG_DIR.rglob("*.yaml") if c.parent.name in PRESET_DIRS)
 
 
 @pytest.fixture
@@ -127,13 +130,24 @@ def test_checkpoint_of_other_tasks_or_network_is_refused(tutorial: list[str], tm
         main(["test", *tutorial, "--ckpt_path", str(other_net)])
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[str(c.relative_to(CONFIGS[0].parents[1])) for c in CONFIGS])
-def test_every_config_parses(config: Path, capsys: pytest.CaptureFixture) -> None:
+def print_config(*configs: Path, capsys: pytest.CaptureFixture) -> dict:
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(config), "--print_config"])
+        main(["fit", *(arg for config in configs for arg in ("--config", str(config))), "--print_config"])
     assert exit_info.value.code in (0, None)
-    printed = yaml.safe_load(capsys.readouterr().out)
+    return yaml.safe_load(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[str(c.relative_to(CONFIG_DIR)) for c in CONFIGS])
+def test_every_config_parses(config: Path, capsys: pytest.CaptureFixture) -> None:
+    printed = print_config(config, capsys=capsys)
     assert printed["model"]["class_path"] and printed["data"]["class_path"]
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[str(c.relative_to(CONFIG_DIR)) for c in PRESETS])
+def test_every_preset_stacks_onto_the_demo(preset: Path, capsys: pytest.CaptureFixture) -> None:
+    stacked = print_config(CONFIG_DIR / "demo.yaml", preset, capsys=capsys)
+    alone = print_config(CONFIG_DIR / "demo.yaml", capsys=capsys)
+    assert stacked != alone and stacked["data"]["class_path"] == alone["data"]["class_path"]
 
 
 def _scalar_tags(event_file: Path) -> set[str]:
@@ -150,3 +164,15 @@ def _image_tags(event_file: Path) -> set[str]:
     accumulator = EventAccumulator(str(event_file))
     accumulator.Reload()
     return set(accumulator.Tags()["images"])
+
+
+def test_best_and_last_name_the_newest_run_of_the_experiment(tutorial: list[str]) -> None:
+    with pytest.raises(SystemExit, match=r"no run of experiment runs/mnist-tutorial has checkpoints/best.ckpt"):
+        main(["test", *tutorial, "--ckpt_path", "best"])
+    main(["fit", *tutorial])
+    main(["fit", *tutorial, "--ckpt_path", "last", "--trainer.max_epochs", "2"])
+    first, resumed = run_dirs()
+    assert torch.load(resumed / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 1
+    main(["test", *tutorial, "--ckpt_path", "best"])
+    config = yaml.safe_load((run_dirs()[-1] / "config.yaml").read_text())
+    assert config["ckpt_path"] == str(resumed / "checkpoints/best.ckpt")

@@ -1,9 +1,28 @@
-"""What every medcls data module shares: the tasks it labels and its data loaders."""
+"""What every medcls data module shares: tasks, batch dicts, splits of records, the fundus cache, loaders."""
 
 from __future__ import annotations
 
+import csv
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
 from lightning.pytorch import LightningDataModule
-from torch.utils.data import DataLoader, Dataset
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
+from torchvision.transforms import v2
+
+from medcls.data.fundus import CacheSettings, FundusCache, build_cache
+from medcls.data.records import Record
+from medcls.data.transforms import default_eval_transforms, default_train_transforms
+from medcls.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
 
 
 class TaskDataModule(LightningDataModule):
@@ -29,11 +48,12 @@ class TaskDataModule(LightningDataModule):
         self.val_set: Dataset
         self.test_set: Dataset
 
-    def _loader(self, dataset: Dataset, *, train: bool = False) -> DataLoader:
+    def _loader(self, dataset: Dataset, *, train: bool = False, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(
             dataset,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train,
+            shuffle=train and sampler is None,
+            sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.trainer is not None and self.trainer.strategy.root_device.type == "cuda",
@@ -54,3 +74,147 @@ class TaskDataModule(LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """The test set, in a fixed order, for ``medcls predict``."""
         return self._loader(self.test_set)
+
+
+class CachedImageDataset(Dataset):
+    """Records served from the preprocessing cache through a transform pipeline, as batch dicts.
+
+    Args:
+        records: The images of this split.
+        cache: The cache holding every record's image.
+        transform: Maps a uint8 C x H x W tensor to the network's input.
+    """
+
+    def __init__(self, records: Sequence[Record], cache: FundusCache, transform: Callable[[Tensor], Tensor]) -> None:
+        self.records = list(records)
+        self.rows = [cache.index_of(record.path) for record in self.records]
+        self.cache = cache
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        record = self.records[index]
+        image = torch.from_numpy(self.cache.read(self.rows[index])).permute(2, 0, 1)
+        return {"image": self.transform(image), **record.labels, "id": record.id}
+
+
+class FundusDataModule(TaskDataModule):
+    """Fundus photographs listed as records: preprocessed once into a cache, split, augmented, loaded.
+
+    Subclasses read their data set in :meth:`split_records`. ``prepare_data`` builds the cache (field of
+    view cropped, resized once; rank 0 only under DDP); training reads only the cache. The assignment of
+    every image to train/val/test is written to ``splits.csv`` in the run's log dir.
+
+    Args:
+        root: The data set's folder, as distributed.
+        cache_dir: Where preprocessed images are cached (a changed setting or file rebuilds).
+        image_size: Side of the square cached images, in pixels.
+        contrast: Ben Graham's contrast normalisation (subtract the local average colour).
+        cache_format: ``jpeg`` (compact) or ``memmap`` (a uint8 array: no decoding at all, fastest).
+        skip_corrupt: Leave unreadable images out (listed in the log) instead of stopping.
+        preprocess_workers: Processes building the cache (0: one per CPU).
+        input_size: Side of the network's input; used by the default pipelines.
+        train_transforms: Training pipeline, ``torchvision.transforms.v2`` transforms applied to a uint8
+            C x H x W tensor (default: random resized crop to ``input_size``, flips, ImageNet normalisation).
+        eval_transforms: Validation/test pipeline (default: resize to ``input_size``, ImageNet normalisation).
+        balance: Draw training images with a class-balanced sampler over this task.
+        batch_size: Images per training batch.
+        eval_batch_size: Images per validation, test and prediction batch.
+        num_workers: Loader worker processes.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        cache_dir: str | Path = ".cache/medcls",
+        image_size: int = 512,
+        contrast: bool = False,
+        cache_format: Literal["jpeg", "memmap"] = "jpeg",
+        skip_corrupt: bool = False,
+        preprocess_workers: int = 0,
+        input_size: int = 224,
+        train_transforms: list[nn.Module] | None = None,
+        eval_transforms: list[nn.Module] | None = None,
+        balance: str | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__(batch_size, eval_batch_size, num_workers)
+        self.root = Path(root)
+        self.cache_dir = Path(cache_dir)
+        self.cache_settings = CacheSettings(size=image_size, contrast=contrast, format=cache_format)
+        self.skip_corrupt = skip_corrupt
+        self.preprocess_workers = preprocess_workers
+        self.train_transform = v2.Compose(train_transforms or default_train_transforms(input_size))
+        self.eval_transform = v2.Compose(eval_transforms or default_eval_transforms(input_size))
+        self.balance = balance
+        self.splits: dict[str, list[Record]] = {}
+
+    def split_records(self) -> dict[str, list[Record]]:
+        """Read the data set and split it: ``{"train": [...], "val": [...], "test": [...]}``."""
+        raise NotImplementedError
+
+    def _cache(self, *, progress: bool) -> FundusCache:
+        records = [record for split in SPLITS for record in self.splits[split]]
+        return build_cache(
+            [record.path for record in records],
+            self.cache_dir,
+            self.cache_settings,
+            workers=self.preprocess_workers,
+            skip_corrupt=self.skip_corrupt,
+            progress=progress,
+        )
+
+    def prepare_data(self) -> None:
+        """Read and validate the data set, and build the preprocessing cache (once, on rank 0)."""
+        self.splits = self.split_records()
+        self._cache(progress=True)
+
+    def setup(self, stage: str) -> None:
+        """Split the records and open the cache (which decodes nothing when it is up to date)."""
+        self.splits = self.split_records()
+        cache = self._cache(progress=False)
+        if cache.skipped:
+            left_out = set(cache.skipped)
+            self.splits = {s: [r for r in rs if r.path.resolve() not in left_out] for s, rs in self.splits.items()}
+        if self.balance is not None and self.balance not in self.tasks:
+            raise ValueError(f"balance names the task {self.balance!r}, but the tasks are {sorted(self.tasks)}.")
+        self.train_set = CachedImageDataset(self.splits["train"], cache, self.train_transform)
+        self.val_set = CachedImageDataset(self.splits["val"], cache, self.eval_transform)
+        self.test_set = CachedImageDataset(self.splits["test"], cache, self.eval_transform)
+        if self.trainer is not None and self.trainer.is_global_zero and self.trainer.log_dir:
+            self.write_splits(Path(self.trainer.log_dir) / "splits.csv")
+
+    def write_splits(self, path: Path) -> None:
+        """Write which split every image is in, with its group and labels."""
+
+        def write(file: Any) -> None:
+            writer = csv.writer(file)
+            writer.writerow(["id", "split", "group", *self.tasks])
+            for split in SPLITS:
+                for record in self.splits[split]:
+                    writer.writerow([record.id, split, record.group, *(record.labels[t] for t in self.tasks)])
+
+        atomic_write(path, write)
+
+    def class_counts(self, task: str) -> Tensor:
+        """Images per class of ``task`` in the training split."""
+        counts = Counter(record.labels[task] for record in self.splits["train"])
+        return torch.tensor([counts[c] for c in range(self.tasks[task])], dtype=torch.float)
+
+    def class_weights(self, task: str) -> Tensor:
+        """Inverse-frequency weights of the classes of ``task`` in the training split (mean 1 per image)."""
+        counts = self.class_counts(task)
+        return counts.sum() / (len(counts) * counts.clamp(min=1))
+
+    def train_dataloader(self) -> DataLoader:
+        """Shuffled training batches; class-balanced draws with ``balance``."""
+        if self.balance is None:
+            return super().train_dataloader()
+        weights = self.class_weights(self.balance)
+        labels = torch.tensor([record.labels[self.balance] for record in self.splits["train"]])
+        sampler = WeightedRandomSampler(weights[labels].double(), num_samples=len(labels), replacement=True)
+        return self._loader(self.train_set, train=True, sampler=sampler)

@@ -36,6 +36,8 @@ class Classifier(LightningModule):
         optimizer: The optimizer, given the parameters (e.g. ``class_path: torch.optim.SGD``).
         lr_scheduler: An optional learning-rate scheduler, given the optimizer.
         lr_scheduler_interval: Step the scheduler every ``epoch`` or every optimizer ``step``.
+        class_weighted_loss: Weight each class's cross-entropy by its inverse frequency in the training split,
+            as the data module's ``class_weights(task)`` computes it.
     """
 
     def __init__(
@@ -46,6 +48,7 @@ class Classifier(LightningModule):
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
+        class_weighted_loss: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -59,6 +62,7 @@ class Classifier(LightningModule):
         # hparams hold the config of the factories (so checkpoints rebuild them); keep the callables here.
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
+        self.class_weights: dict[str, Tensor | None] = dict.fromkeys(self.tasks)
         self.metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
@@ -67,6 +71,21 @@ class Classifier(LightningModule):
                 for stage in ("val", "test")
             }
         )
+
+    def setup(self, stage: str) -> None:
+        """Fetch the class weights of the training split, if the loss uses them."""
+        if self.hparams.class_weighted_loss and stage == "fit":
+            self.class_weights = {task: self.trainer.datamodule.class_weights(task) for task in self.tasks}
+
+    def loss(self, logits: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
+        """The weighted sum of the cross-entropies of all heads."""
+        total = torch.zeros((), device=next(iter(logits.values())).device)
+        for head, head_logits in logits.items():
+            task = head.removesuffix("_aux")
+            weight = self.class_weights[task]
+            weight = None if weight is None else weight.to(head_logits.device)
+            total = total + self.loss_weights[head] * F.cross_entropy(head_logits, batch[task], weight=weight)
+        return total
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         """Logits of every head of the net, by head name."""
@@ -82,17 +101,15 @@ class Classifier(LightningModule):
 
     def _step(self, batch: dict[str, Any], stage: Stage) -> tuple[Tensor, dict[str, Tensor]]:
         logits = self(batch["image"])
-        loss = sum(
-            self.loss_weights[head] * F.cross_entropy(head_logits, batch[head.removesuffix("_aux")])
-            for head, head_logits in logits.items()
-        )
+        loss = self.loss(logits, batch)
         batch_size = len(batch["image"])
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=batch_size)
+        if stage == "train":
+            return loss, {}
         probabilities = self.probabilities(logits)
-        if stage != "train":
-            for task, metrics in self.metrics[stage].items():
-                metrics.update(probabilities[task], batch[task])
-                self.log_dict(metrics, on_epoch=True, batch_size=batch_size)
+        for task, metrics in self.metrics[stage].items():
+            metrics.update(probabilities[task], batch[task])
+            self.log_dict(metrics, on_epoch=True, batch_size=batch_size)
         return loss, probabilities
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:

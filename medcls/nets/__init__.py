@@ -4,6 +4,7 @@ Every net takes the task mapping (name -> number of classes) as its first argume
 of logits, one entry per head (a single-task net may return a plain tensor).
 """
 
+from medcls.nets.timm import TimmNet
 from medcls.nets.tutorial import TutorialNet
 
-__all__ = ["TutorialNet"]
+__all__ = ["TimmNet", "TutorialNet"]

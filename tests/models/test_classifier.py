@@ -93,3 +93,21 @@ def test_checkpoint_with_another_network_is_refused() -> None:
     with pytest.raises(CheckpointError, match=r"different network .*\(8 missing, 6 unexpected"):
         model.on_load_checkpoint({"hyper_parameters": {"tasks": model.tasks}, "state_dict": other.state_dict()})
     model.on_load_checkpoint({"hyper_parameters": {"tasks": model.tasks}, "state_dict": model.state_dict()})
+
+
+def test_class_weighted_loss_uses_the_training_split_weights(synthetic_idrid, tmp_path) -> None:
+    from medcls.data import IDRiDDataModule
+
+    data = IDRiDDataModule(synthetic_idrid, cache_dir=tmp_path, image_size=64, input_size=32, preprocess_workers=1)
+    model = Classifier(TwoHeadNet, data.tasks, class_weighted_loss=True)
+    model.net.heads = torch.nn.ModuleDict({name: nn.Linear(3 * 32 * 32, n) for name, n in model.tasks.items()})
+    trainer = Trainer(fast_dev_run=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, datamodule=data)
+    for task in data.tasks:
+        torch.testing.assert_close(model.class_weights[task], data.class_weights(task))
+    sample = next(iter(data.val_dataloader()))
+    logits = model(sample["image"])
+    expected = sum(
+        F.cross_entropy(logits[task], sample[task], weight=data.class_weights(task)) for task in data.tasks
+    )
+    torch.testing.assert_close(model.loss(logits, sample), expected)

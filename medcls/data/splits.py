@@ -1,0 +1,124 @@
+"""Seeded, grouped, stratified splits of records: a hold-out set, or k folds.
+
+Both splits deal whole groups (all records sharing :attr:`Record.group`) into bins with target
+fractions of the data, the idea behind scikit-learn's ``StratifiedGroupKFold``:
+
+- Groups are dealt biggest first; among groups of equal size the order is a seeded shuffle of
+  the sorted group names, so where a record lands depends on the seed and on the records, never
+  on the order in which they come.
+- Each group goes to the bin that most lacks the strata it brings, measured per record as
+  ``sum over its strata s of n_s * (count[bin, s] - fraction[bin] * total[s]) / group size``;
+  among the bins within one record of that, to the one furthest below its share of records
+  (then to the first: the training side). Stratum counts thus stay within about one record of
+  their targets, and sizes as close to theirs as whole groups and that allow.
+- A stratum too small to give every bin one record (fewer than ``1 / smallest fraction``
+  members: under 10 for 10 folds, under 5 for a 20 % hold-out) is pooled with the other rare
+  strata, so rare classes are spread as a whole instead of all landing in the biggest bin.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Hashable, Sequence
+
+from medcls.data.records import Record
+
+Stratify = Callable[[Record], Hashable]
+
+_RARE = object()  # the pooled stratum of the rare strata; equal to no user key
+
+
+def joint_labels(record: Record) -> tuple[int, ...]:
+    """The stratum of all of a record's labels together, e.g. its (DR, DME) grade pair."""
+    return tuple(record.labels.values())
+
+
+def stratified_holdout(
+    records: Sequence[Record], size: float | int, *, seed: int, stratify: Stratify
+) -> tuple[list[int], list[int]]:
+    """Split records into a training part and a held-out part, by groups, stratified.
+
+    Args:
+        records: The records to split.
+        size: The held-out part: a fraction in (0, 1), or a number of records (an int).
+        seed: Same seed and same records, same split.
+        stratify: The stratum of a record, e.g. ``lambda r: (r.labels["dr"], r.labels["dme"])``.
+
+    Returns:
+        The indices (into ``records``, ascending) of the training and of the held-out records.
+
+    Raises:
+        ValueError: If ``size`` is out of range or there are fewer than two groups.
+    """
+    if isinstance(size, int):
+        if not 0 < size < len(records):
+            raise ValueError(f"hold-out size {size} must be between 1 and {len(records) - 1} records")
+        size = size / len(records)
+    elif not 0 < size < 1:
+        raise ValueError(f"hold-out size {size} must be a fraction in (0, 1) or a number of records")
+    train, held = _deal(records, (1 - size, size), seed=seed, stratify=stratify)
+    return train, held
+
+
+def stratified_group_kfold(
+    records: Sequence[Record], num_folds: int, *, seed: int, stratify: Stratify
+) -> list[list[int]]:
+    """Assign every record to one of ``num_folds`` folds, by groups, stratified.
+
+    Args:
+        records: The records to split.
+        num_folds: At least 2, at most the number of groups.
+        seed: Same seed and same records, same folds.
+        stratify: The stratum of a record, e.g. ``lambda r: r.labels["dr"]``.
+
+    Returns:
+        One list of indices (into ``records``, ascending) per fold.
+
+    Raises:
+        ValueError: If ``num_folds`` is below 2 or above the number of groups.
+    """
+    if num_folds < 2:
+        raise ValueError(f"num_folds is {num_folds}; cross-validation needs at least 2 folds")
+    return _deal(records, (1 / num_folds,) * num_folds, seed=seed, stratify=stratify)
+
+
+def _deal(records: Sequence[Record], fractions: Sequence[float], *, seed: int, stratify: Stratify) -> list[list[int]]:
+    """Deal the groups of ``records`` into bins of the given target fractions (see module doc)."""
+    members: dict[str, list[int]] = defaultdict(list)
+    for index, record in enumerate(records):
+        members[record.group].append(index)
+    if len(members) < len(fractions):
+        raise ValueError(f"cannot split {len(members)} groups of records into {len(fractions)} non-empty parts")
+
+    strata = _pool_rare([stratify(record) for record in records], min(fractions))
+    totals = Counter(strata)
+    order = sorted(members)
+    random.Random(seed).shuffle(order)
+    order.sort(key=lambda group: len(members[group]), reverse=True)  # stable: keeps the shuffle among equals
+
+    bins: list[list[int]] = [[] for _ in fractions]
+    counts: list[Counter[Hashable]] = [Counter() for _ in fractions]
+    for group in order:
+        indices = members[group]
+        brought = Counter(strata[index] for index in indices)
+        surplus = [
+            sum(n * (counts[b][s] - fraction * totals[s]) for s, n in brought.items()) / len(indices)
+            for b, fraction in enumerate(fractions)
+        ]
+        # Bins within one record of the neediest are as good for the strata: fill the emptiest.
+        # (The epsilon keeps float rounding from admitting a bin a whole record fuller.)
+        close = [b for b in range(len(bins)) if surplus[b] < min(surplus) + 1 - 1e-9]
+        best = min(close, key=lambda b: len(bins[b]) - fractions[b] * len(records))
+        bins[best].extend(indices)
+        counts[best].update(brought)
+
+    if not all(bins):
+        raise ValueError(f"the groups of these {len(records)} records are too uneven to fill {len(bins)} parts")
+    return [sorted(part) for part in bins]
+
+
+def _pool_rare(keys: list[Hashable], smallest_fraction: float) -> list[Hashable]:
+    """Replace the strata too small to reach every bin by one pooled stratum."""
+    sizes = Counter(keys)
+    return [key if sizes[key] * smallest_fraction >= 1 - 1e-9 else _RARE for key in keys]

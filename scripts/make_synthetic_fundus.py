@@ -1,0 +1,50 @@
+"""Write a synthetic fundus data set in the IDRiD or Messidor layout.
+
+Examples:
+    python scripts/make_synthetic_fundus.py idrid data/synthetic --size 4288x2848 --train 413 --test 103
+    python scripts/make_synthetic_fundus.py messidor data/synthetic --size 1440x960 --per-base 100
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from medcls.data.synthetic import write_idrid_tree, write_messidor_tree
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 4288x2848; got {text!r}") from None
+    if width < 16 or height < 16:
+        raise argparse.ArgumentTypeError(f"image size {text} is too small (16x16 at least)")
+    return width, height
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("layout", choices=("idrid", "messidor"))
+    parser.add_argument("out", type=Path, help="folder to hold 'B. Disease Grading' or 'Messidor'")
+    parser.add_argument("--size", type=_size, help="WIDTHxHEIGHT (default 512x340 for IDRiD, 480x320 for Messidor)")
+    parser.add_argument("--train", type=int, default=40, help="IDRiD training images")
+    parser.add_argument("--test", type=int, default=12, help="IDRiD test images")
+    parser.add_argument("--per-base", type=int, default=5, help="Messidor images per sub-base (12 sub-bases)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--format", choices=("xls", "xlsx", "csv"), default="xls", help="Messidor sheet format")
+    parser.add_argument("--quality", type=int, default=90, help="IDRiD JPEG quality")
+    args = parser.parse_args(argv)
+    sized = {} if args.size is None else {"size": args.size}
+    if args.layout == "idrid":
+        tree = write_idrid_tree(
+            args.out, train=args.train, test=args.test, seed=args.seed, quality=args.quality, **sized
+        )
+    else:
+        tree = write_messidor_tree(args.out, per_base=args.per_base, seed=args.seed, fmt=args.format, **sized)
+    print(tree)
+    return tree
+
+
+if __name__ == "__main__":
+    main()
