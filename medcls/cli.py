@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,11 @@ from medcls.data import TaskDataModule
 from medcls.errors import CheckpointError, MedclsError
 
 EVALUATING_SUBCOMMANDS = ("validate", "test", "predict")
-RUN_CHECKPOINTS = ("best", "last")  # --ckpt_path best|last: that file of the experiment's newest run
+RUN_CHECKPOINTS = ("best", "last")
+NO_PRETRAINED_WEIGHTS = {
+    "pretrained": False,
+    "weights": None,
+}  # the nets' options that load weights  # --ckpt_path best|last: that file of the experiment's newest run
 
 
 class MedclsCLI(LightningCLI):
@@ -41,6 +46,13 @@ class MedclsCLI(LightningCLI):
         )
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.add_lightning_class_args(EvaluationReport, "report")
+
+    def _parse_ckpt_path(self) -> None:
+        """Do nothing: ``parse_arguments`` already took the checkpoint's classes as defaults.
+
+        Lightning's own version re-applies the checkpoint's hyper-parameters over the command line; as
+        defaults, the command line (and the data module's tasks) win, and no pretrained weights file is needed.
+        """
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """Parse with the model and data of ``--ckpt_path`` as defaults; refuse to evaluate without one."""
@@ -115,6 +127,12 @@ def _classes_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
             hparams.pop("_instantiator", None)
             hparams.pop("tasks", None)  # a link target: always the data module's tasks
             defaults[key] = {"class_path": class_path, "init_args": hparams}
+    net = defaults.get("model", {}).get("init_args", {}).get("net")
+    if isinstance(net, dict):  # the checkpoint holds the weights: no pretrained weights to fetch or find
+        init_args = net.setdefault("init_args", {})
+        for option, none in NO_PRETRAINED_WEIGHTS.items():
+            if option in init_args:
+                init_args[option] = none
     return defaults
 
 
@@ -145,6 +163,8 @@ def _check_checkpoint(subcommand: str, config: Namespace) -> None:
 
 def main(args: list[str] | None = None) -> None:
     """Run ``medcls fit | validate | test | predict``; ``args`` defaults to the command line."""
+    # Raised inside Lightning by the newest torch; nothing a user can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     try:
         MedclsCLI(
             LightningModule,

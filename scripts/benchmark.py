@@ -134,7 +134,7 @@ def loader(args: argparse.Namespace) -> None:
             start = time.perf_counter()
             cache = build_cache([r.path for r in records], Path(scratch) / "cache", settings, workers=args.workers)
             print(f"{cache_format} cache built at {len(records) / (time.perf_counter() - start):.1f} img/s")
-            dataset = CachedImageDataset(records, cache, transform)
+            dataset = CachedImageDataset(records, cache, transform, ["dr", "dme"])
             rates[f"512 px {cache_format} cache"] = images_per_second(dataset, args.workers, args.epochs)
     baseline = rates["full-size originals"]
     print(f"training loader, {args.workers} workers, {torch.get_num_threads()} threads:")

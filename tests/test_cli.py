@@ -176,3 +176,20 @@ def test_best_and_last_name_the_newest_run_of_the_experiment(tutorial: list[str]
     main(["test", *tutorial, "--ckpt_path", "best"])
     config = yaml.safe_load((run_dirs()[-1] / "config.yaml").read_text())
     assert config["ckpt_path"] == str(resumed / "checkpoints/best.ckpt")
+
+
+def test_checkpoint_restores_without_the_pretrained_weights_file(tutorial: list[str], tmp_path: Path) -> None:
+    import timm
+
+    weights = tmp_path / "trunk.pth"
+    torch.save(timm.create_model("test_resnet", num_classes=0, in_chans=1).state_dict(), weights)
+    net = ["--model.init_args.net", "medcls.nets.TimmNet", "--model.init_args.net.init_args.name", "test_resnet",
+           "--model.init_args.net.init_args.in_chans", "1",
+           "--model.init_args.net.init_args.pretrained", str(weights)]  # fmt: skip
+    main(["fit", *tutorial, *net, "--trainer.limit_train_batches", "2"])
+    weights.unlink()
+    main(
+        ["test", "--ckpt_path", str(run_dirs()[0] / "checkpoints/last.ckpt"), "--trainer.enable_progress_bar", "false"]
+    )
+    config = yaml.safe_load(Path("runs/mnist-timm/version_0/config.yaml").read_text())  # named after data and net
+    assert config["model"]["init_args"]["net"]["init_args"]["pretrained"] is False

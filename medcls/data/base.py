@@ -83,10 +83,14 @@ class CachedImageDataset(Dataset):
         records: The images of this split.
         cache: The cache holding every record's image.
         transform: Maps a uint8 C x H x W tensor to the network's input.
+        tasks: The labels served with each image.
     """
 
-    def __init__(self, records: Sequence[Record], cache: FundusCache, transform: Callable[[Tensor], Tensor]) -> None:
+    def __init__(
+        self, records: Sequence[Record], cache: FundusCache, transform: Callable[[Tensor], Tensor], tasks: Sequence[str]
+    ) -> None:
         self.records = list(records)
+        self.tasks = list(tasks)
         self.rows = [cache.index_of(record.path) for record in self.records]
         self.cache = cache
         self.transform = transform
@@ -97,13 +101,14 @@ class CachedImageDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
         image = torch.from_numpy(self.cache.read(self.rows[index])).permute(2, 0, 1)
-        return {"image": self.transform(image), **record.labels, "id": record.id}
+        return {"image": self.transform(image), **{task: record.labels[task] for task in self.tasks}, "id": record.id}
 
 
 class FundusDataModule(TaskDataModule):
     """Fundus photographs listed as records: preprocessed once into a cache, split, augmented, loaded.
 
-    Subclasses read their data set in :meth:`split_records`. ``prepare_data`` builds the cache (field of
+    Subclasses set ``label_tasks`` (every task the data set labels) and read their data set in
+    :meth:`split_records`. ``prepare_data`` builds the cache (field of
     view cropped, resized once; rank 0 only under DDP); training reads only the cache. The assignment of
     every image to train/val/test is written to ``splits.csv`` in the run's log dir.
 
@@ -119,6 +124,7 @@ class FundusDataModule(TaskDataModule):
         train_transforms: Training pipeline, ``torchvision.transforms.v2`` transforms applied to a uint8
             C x H x W tensor (default: random resized crop to ``input_size``, flips, ImageNet normalisation).
         eval_transforms: Validation/test pipeline (default: resize to ``input_size``, ImageNet normalisation).
+        select_tasks: Learn only these of the data set's tasks (e.g. ``[dr]`` for a DR-only model); default all.
         balance: Draw training images with a class-balanced sampler over this task.
         batch_size: Images per training batch.
         eval_batch_size: Images per validation, test and prediction batch.
@@ -137,6 +143,7 @@ class FundusDataModule(TaskDataModule):
         input_size: int = 224,
         train_transforms: list[nn.Module] | None = None,
         eval_transforms: list[nn.Module] | None = None,
+        select_tasks: list[str] | None = None,
         balance: str | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -150,8 +157,21 @@ class FundusDataModule(TaskDataModule):
         self.preprocess_workers = preprocess_workers
         self.train_transform = v2.Compose(train_transforms or default_train_transforms(input_size))
         self.eval_transform = v2.Compose(eval_transforms or default_eval_transforms(input_size))
+        self.select_tasks = select_tasks
         self.balance = balance
         self.splits: dict[str, list[Record]] = {}
+
+    label_tasks: dict[str, int]
+
+    @property
+    def tasks(self) -> dict[str, int]:
+        """The tasks learnt: ``select_tasks`` of the data set's ``label_tasks``, in the data set's order."""
+        if self.select_tasks is None:
+            return dict(self.label_tasks)
+        unknown = set(self.select_tasks) - self.label_tasks.keys()
+        if unknown:
+            raise ValueError(f"select_tasks names {sorted(unknown)}; this data set labels {sorted(self.label_tasks)}.")
+        return {task: n for task, n in self.label_tasks.items() if task in self.select_tasks}
 
     def split_records(self) -> dict[str, list[Record]]:
         """Read the data set and split it: ``{"train": [...], "val": [...], "test": [...]}``."""
@@ -182,10 +202,11 @@ class FundusDataModule(TaskDataModule):
             self.splits = {s: [r for r in rs if r.path.resolve() not in left_out] for s, rs in self.splits.items()}
         if self.balance is not None and self.balance not in self.tasks:
             raise ValueError(f"balance names the task {self.balance!r}, but the tasks are {sorted(self.tasks)}.")
-        self.train_set = CachedImageDataset(self.splits["train"], cache, self.train_transform)
-        self.val_set = CachedImageDataset(self.splits["val"], cache, self.eval_transform)
-        self.test_set = CachedImageDataset(self.splits["test"], cache, self.eval_transform)
-        if self.trainer is not None and self.trainer.is_global_zero and self.trainer.log_dir:
+        tasks = list(self.tasks)
+        self.train_set = CachedImageDataset(self.splits["train"], cache, self.train_transform, tasks)
+        self.val_set = CachedImageDataset(self.splits["val"], cache, self.eval_transform, tasks)
+        self.test_set = CachedImageDataset(self.splits["test"], cache, self.eval_transform, tasks)
+        if self.trainer is not None and self.trainer.logger is not None and self.trainer.is_global_zero:
             self.write_splits(Path(self.trainer.log_dir) / "splits.csv")
 
     def write_splits(self, path: Path) -> None:

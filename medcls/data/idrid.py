@@ -129,7 +129,7 @@ class IDRiDDataModule(FundusDataModule):
         **kwargs: Cache, transform and loader settings of :class:`~medcls.data.base.FundusDataModule`.
     """
 
-    tasks = IDRID_TASKS
+    label_tasks = IDRID_TASKS
 
     def __init__(self, root: str | Path, val_size: float = 0.2, split_seed: int = 0, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)

@@ -347,7 +347,7 @@ class MessidorDataModule(FundusDataModule):
         super().__init__(root, **kwargs)
         if not 0 <= fold < num_folds:
             raise ValueError(f"fold must be between 0 and {num_folds - 1}, got {fold}.")
-        self.tasks = messidor_tasks(dr, dme)
+        self.label_tasks = messidor_tasks(dr, dme)
         self.labels = {"dr": dr, "dme": dme, "duplicates": duplicates}
         self.num_folds, self.fold = num_folds, fold
         self.val_size, self.split_seed = val_size, split_seed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import timm
 import torch
 from torch import nn
 from torchvision.transforms import v2
@@ -35,3 +36,32 @@ def default_train_transforms(size: int) -> list[nn.Module]:
 def default_eval_transforms(size: int) -> list[nn.Module]:
     """Resize the (square) image to ``size``, ImageNet normalisation."""
     return [v2.Resize(size, antialias=True), v2.CenterCrop(size), *to_normalised_float()]
+
+
+class TimmNormalize(v2.Normalize):
+    """Normalise with the mean and std the pretrained weights of a timm model expect.
+
+    timm's registry holds them (no download): ImageNet's for most CNNs, 0.5 for many ViTs and Inception-v3.
+    In a YAML pipeline, in place of ``Normalize``, after ``ToDtype(torch.float32, scale=True)``::
+
+        - class_path: medcls.data.transforms.TimmNormalize
+          init_args: {model: resnet50}
+
+    Args:
+        model: A ``timm.list_models(pretrained=True)`` name, with or without a pretrained tag (``resnet50``,
+            ``resnet50.tv_in1k``); the same as the net's.
+
+    Raises:
+        ValueError: timm has no pretrained weights of that name.
+    """
+
+    def __init__(self, model: str) -> None:
+        try:
+            cfg = timm.get_pretrained_cfg(model)
+        # An unknown pretrained tag of a known architecture raises, an unknown architecture gives None.
+        except RuntimeError as err:
+            raise ValueError(f"timm has no pretrained weights {model!r}: {err}") from err
+        if cfg is None:
+            raise ValueError(f"timm has no pretrained weights {model!r}; see timm.list_models(pretrained=True).")
+        super().__init__(list(cfg.mean), list(cfg.std))
+        self.model = model

@@ -1,5 +1,6 @@
 """LightningModules: what ``--model`` takes."""
 
 from medcls.models.classifier import Classifier
+from medcls.models.schedules import CosineToZero
 
-__all__ = ["Classifier"]
+__all__ = ["Classifier", "CosineToZero"]

@@ -12,7 +12,9 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
 from medcls.errors import CheckpointError
-from medcls.metrics.collection import task_metrics
+from medcls.metrics.collection import JointAccuracy, task_metrics
+from medcls.models.losses import focal_loss
+from medcls.models.schedules import CosineToZero
 
 NetFactory = Callable[[dict[str, int]], nn.Module]
 """Builds a net for the given tasks: a net class whose first argument is the task mapping."""
@@ -21,23 +23,35 @@ Stage = Literal["train", "val", "test"]
 
 
 class Classifier(LightningModule):
-    """Trains and evaluates a net with one classification head per task.
+    """Trains and evaluates a net with one head per task, for single- and multi-task classification.
 
     A batch is a dict with ``"image"`` (B x C x H x W), one class-index tensor per task and ``"id"``.
     The net returns a dict of logits, one entry per head; heads are named after the tasks, and
     auxiliary heads ``<task>_aux`` are trained on the same labels. The loss is the weighted sum of
-    the heads' cross-entropies; predictions and metrics use the task heads only.
+    the heads' losses; predictions and metrics use the task heads only.
+
+    Transfer learning (nets that keep their backbone in ``net.trunk``): ``freeze_trunk_epochs: -1`` is a
+    linear probe (trunk frozen throughout), ``0`` full fine-tuning, ``N`` trains the heads alone for N epochs
+    and then everything; ``trunk_lr_factor`` scales the trunk's learning rate against the heads'.
 
     Args:
         net: The network, built from the tasks (e.g. ``class_path: medcls.nets.TutorialNet``).
         tasks: Task name -> number of classes. Linked from the data module's ``tasks``.
         loss_weights: Weight of each head's loss, by head name; heads not listed weigh 1
             (e.g. ``{dr_aux: 0.25, dme_aux: 0.25}`` for CANet).
+        loss: ``cross_entropy``, or ``focal`` (cross-entropy down-weighting easy images, see ``focal_gamma``).
+        label_smoothing: Label smoothing of the classification losses.
+        focal_gamma: Focusing parameter of the focal loss.
+        class_weighted_loss: Weight each class by its inverse frequency in the training split, as the data
+            module's ``class_weights(task)`` computes it.
+        regression_tasks: Ordinal tasks learnt as regression of the grade: their head has one output, trained
+            with the mean squared error; the prediction is the output rounded and clipped to the grades.
         optimizer: The optimizer, given the parameters (e.g. ``class_path: torch.optim.SGD``).
         lr_scheduler: An optional learning-rate scheduler, given the optimizer.
         lr_scheduler_interval: Step the scheduler every ``epoch`` or every optimizer ``step``.
-        class_weighted_loss: Weight each class's cross-entropy by its inverse frequency in the training split,
-            as the data module's ``class_weights(task)`` computes it.
+        trunk_lr_factor: The trunk's learning rate relative to the heads' (e.g. 0.1 when fine-tuning).
+        freeze_trunk_epochs: Epochs with the trunk frozen (weights and batch-norm statistics); -1: always.
+        channels_last: Run the net in channels-last memory format (faster convolutions on GPUs).
     """
 
     def __init__(
@@ -45,10 +59,17 @@ class Classifier(LightningModule):
         net: NetFactory,
         tasks: dict[str, int],
         loss_weights: dict[str, float] | None = None,
+        loss: Literal["cross_entropy", "focal"] = "cross_entropy",
+        label_smoothing: float = 0.0,
+        focal_gamma: float = 2.0,
+        class_weighted_loss: bool = False,
+        regression_tasks: list[str] | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         lr_scheduler: LRSchedulerCallable | None = None,
         lr_scheduler_interval: Literal["epoch", "step"] = "epoch",
-        class_weighted_loss: bool = False,
+        trunk_lr_factor: float = 1.0,
+        freeze_trunk_epochs: int = 0,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -57,8 +78,19 @@ class Classifier(LightningModule):
         unknown = set(loss_weights or {}) - heads
         if unknown:
             raise ValueError(f"loss_weights names unknown heads {sorted(unknown)}; heads can be {sorted(heads)}.")
-        self.loss_weights = {head: 1.0 for head in heads} | dict(loss_weights or {})
-        self.net = net(self.tasks)
+        self.loss_weights = dict.fromkeys(heads, 1.0) | dict(loss_weights or {})
+        self.regression_tasks = set(regression_tasks or [])
+        if not self.regression_tasks <= self.tasks.keys():
+            raise ValueError(f"regression_tasks {sorted(self.regression_tasks)} must be among the tasks {self.tasks}.")
+        self.net = net({task: 1 if task in self.regression_tasks else n for task, n in self.tasks.items()})
+        if (trunk_lr_factor != 1 or freeze_trunk_epochs) and not isinstance(
+            getattr(self.net, "trunk", None), nn.Module
+        ):
+            raise ValueError(
+                f"trunk_lr_factor and freeze_trunk_epochs need a net with a trunk; {type(self.net)} has none."
+            )
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         # hparams hold the config of the factories (so checkpoints rebuild them); keep the callables here.
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
@@ -71,24 +103,50 @@ class Classifier(LightningModule):
                 for stage in ("val", "test")
             }
         )
+        self.joint_accuracy = nn.ModuleDict({stage: JointAccuracy() for stage in ("val", "test")})
 
     def setup(self, stage: str) -> None:
         """Fetch the class weights of the training split, if the loss uses them."""
         if self.hparams.class_weighted_loss and stage == "fit":
-            self.class_weights = {task: self.trainer.datamodule.class_weights(task) for task in self.tasks}
+            data = self.trainer.datamodule
+            if not hasattr(data, "class_weights"):
+                raise ValueError(
+                    f"class_weighted_loss needs a data module with class_weights(task); {type(data)} has none."
+                )
+            self.class_weights = {task: data.class_weights(task) for task in self.tasks}
+
+    def on_train_epoch_start(self) -> None:
+        """Freeze or unfreeze the trunk for this epoch."""
+        epochs = self.hparams.freeze_trunk_epochs
+        if epochs:
+            frozen = epochs < 0 or self.current_epoch < epochs
+            self.net.trunk.requires_grad_(not frozen)
+            self.net.trunk.train(not frozen)
 
     def loss(self, logits: Mapping[str, Tensor], batch: Mapping[str, Tensor]) -> Tensor:
-        """The weighted sum of the cross-entropies of all heads."""
+        """The weighted sum of the losses of all heads."""
         total = torch.zeros((), device=next(iter(logits.values())).device)
         for head, head_logits in logits.items():
-            task = head.removesuffix("_aux")
-            weight = self.class_weights[task]
-            weight = None if weight is None else weight.to(head_logits.device)
-            total = total + self.loss_weights[head] * F.cross_entropy(head_logits, batch[task], weight=weight)
+            total = total + self.loss_weights[head] * self._head_loss(
+                head_logits, batch[head.removesuffix("_aux")], head
+            )
         return total
+
+    def _head_loss(self, logits: Tensor, target: Tensor, head: str) -> Tensor:
+        task = head.removesuffix("_aux")
+        if task in self.regression_tasks:
+            return F.mse_loss(logits.squeeze(1).float(), target.float())
+        weight = self.class_weights[task]
+        weight = None if weight is None else weight.to(logits.device)
+        smoothing = self.hparams.label_smoothing
+        if self.hparams.loss == "focal":
+            return focal_loss(logits, target, self.hparams.focal_gamma, weight, smoothing)
+        return F.cross_entropy(logits, target, weight=weight, label_smoothing=smoothing)
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         """Logits of every head of the net, by head name."""
+        if self.hparams.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
         logits = self.net(image)
         if isinstance(logits, Tensor):
             (task,) = self.tasks
@@ -96,8 +154,18 @@ class Classifier(LightningModule):
         return logits
 
     def probabilities(self, logits: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """Class probabilities of the task heads (auxiliary heads left out)."""
-        return {task: logits[task].float().softmax(dim=1) for task in self.tasks}
+        """Class probabilities of the task heads (auxiliary heads left out).
+
+        A regression head's prediction, rounded and clipped to the grades, gets probability one.
+        """
+        probabilities = {}
+        for task, n in self.tasks.items():
+            if task in self.regression_tasks:
+                grade = logits[task].squeeze(1).round().clamp(0, n - 1).long()
+                probabilities[task] = F.one_hot(grade, n).float()
+            else:
+                probabilities[task] = logits[task].float().softmax(dim=1)
+        return probabilities
 
     def _step(self, batch: dict[str, Any], stage: Stage) -> tuple[Tensor, dict[str, Tensor]]:
         logits = self(batch["image"])
@@ -110,6 +178,9 @@ class Classifier(LightningModule):
         for task, metrics in self.metrics[stage].items():
             metrics.update(probabilities[task], batch[task])
             self.log_dict(metrics, on_epoch=True, batch_size=batch_size)
+        if len(self.tasks) > 1:
+            self.joint_accuracy[stage].update(probabilities, batch)
+            self.log(f"{stage}/joint_accuracy", self.joint_accuracy[stage], on_epoch=True, batch_size=batch_size)
         return loss, probabilities
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
@@ -130,10 +201,22 @@ class Classifier(LightningModule):
 
     def configure_optimizers(self) -> Any:
         """The injected optimizer and, if given, scheduler."""
-        optimizer = self.optimizer_factory(self.parameters())
+        trunk = getattr(self.net, "trunk", None)
+        if isinstance(trunk, nn.Module) and self.hparams.trunk_lr_factor != 1:
+            in_trunk = {id(p) for p in trunk.parameters()}
+            heads = [p for p in self.parameters() if id(p) not in in_trunk]
+            optimizer = self.optimizer_factory(
+                [{"params": heads, "name": "heads"}, {"params": trunk.parameters(), "name": "trunk"}]
+            )
+            optimizer.param_groups[1]["lr"] *= self.hparams.trunk_lr_factor
+        else:
+            optimizer = self.optimizer_factory(self.parameters())
         if self.lr_scheduler_factory is None:
             return optimizer
         scheduler = self.lr_scheduler_factory(optimizer)
+        if isinstance(scheduler, CosineToZero) and scheduler.total_steps is None:
+            step = self.hparams.lr_scheduler_interval == "step"
+            scheduler.total_steps = int(self.trainer.estimated_stepping_batches if step else self.trainer.max_epochs)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {

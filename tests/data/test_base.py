@@ -82,3 +82,12 @@ def test_corrupt_image_is_named_or_skipped(synthetic_idrid: Path, tmp_path: Path
     data = idrid(tree, tmp_path / "cache", skip_corrupt=True)
     kept = [r.id for split in data.splits.values() for r in split]
     assert "train/IDRiD_004" not in kept and len(kept) == 39
+
+
+def test_select_tasks_serves_only_those_labels(synthetic_idrid: Path, tmp_path: Path) -> None:
+    data = idrid(synthetic_idrid, tmp_path, select_tasks=["dme"])
+    assert data.tasks == {"dme": 3}
+    sample = data.train_set[0]
+    assert "dme" in sample and "dr" not in sample
+    with pytest.raises(ValueError, match=r"select_tasks names \['drr'\]; this data set labels \['dme', 'dr'\]"):
+        _ = IDRiDDataModule(synthetic_idrid, select_tasks=["drr"]).tasks

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from lightning.pytorch import Trainer
 from torch import nn
 
-from medcls.data import MNISTDataModule
+from medcls.data import MNISTDataModule, TaskDataModule
 from medcls.errors import CheckpointError
 from medcls.models import Classifier
 from medcls.nets import TutorialNet
@@ -107,7 +107,102 @@ def test_class_weighted_loss_uses_the_training_split_weights(synthetic_idrid, tm
         torch.testing.assert_close(model.class_weights[task], data.class_weights(task))
     sample = next(iter(data.val_dataloader()))
     logits = model(sample["image"])
-    expected = sum(
-        F.cross_entropy(logits[task], sample[task], weight=data.class_weights(task)) for task in data.tasks
-    )
+    expected = sum(F.cross_entropy(logits[task], sample[task], weight=data.class_weights(task)) for task in data.tasks)
     torch.testing.assert_close(model.loss(logits, sample), expected)
+
+
+class TrunkNet(nn.Module):
+    """A conv trunk with batch norm, and a linear head per task."""
+
+    def __init__(self, tasks: dict[str, int]) -> None:
+        super().__init__()
+        self.trunk = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.heads = nn.ModuleDict({name: nn.Linear(4, n) for name, n in tasks.items()})
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.trunk(x)
+        return {name: head(features) for name, head in self.heads.items()}
+
+
+class RandomImages(TaskDataModule):
+    tasks = {"dr": 5, "dme": 3}
+
+    def setup(self, stage: str) -> None:
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randn(16, 3, 8, 8, generator=generator) * 3 + 1
+        dr, dme = torch.randint(0, 5, (16,), generator=generator), torch.randint(0, 3, (16,), generator=generator)
+        self.train_set = self.val_set = self.test_set = [
+            {"image": images[i], "dr": dr[i], "dme": dme[i], "id": str(i)} for i in range(16)
+        ]
+
+
+def fit(model: Classifier, epochs: int) -> None:
+    Trainer(
+        max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+    ).fit(model, datamodule=RandomImages(batch_size=8))  # fmt: skip
+
+
+def snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.clone() for name, tensor in module.state_dict().items()}
+
+
+def changed(before: dict[str, torch.Tensor], module: nn.Module) -> set[str]:
+    return {name for name, tensor in module.state_dict().items() if not torch.equal(before[name], tensor)}
+
+
+def test_linear_probe_never_changes_the_trunk_not_even_batch_norm_statistics() -> None:
+    model = Classifier(
+        TrunkNet, {"dr": 5, "dme": 3}, freeze_trunk_epochs=-1, optimizer=partial(torch.optim.SGD, lr=0.1)
+    )
+    trunk, heads = snapshot(model.net.trunk), snapshot(model.net.heads)
+    fit(model, epochs=2)
+    assert not changed(trunk, model.net.trunk)
+    assert changed(heads, model.net.heads) == set(heads)
+
+
+def test_trunk_frozen_for_the_first_epochs_then_trained() -> None:
+    model = Classifier(TrunkNet, {"dr": 5, "dme": 3}, freeze_trunk_epochs=1, optimizer=partial(torch.optim.SGD, lr=0.1))
+    trunk = snapshot(model.net.trunk)
+    fit(model, epochs=1)
+    assert not changed(trunk, model.net.trunk)
+    fit(model, epochs=2)  # a new fit starts at epoch 0 again: frozen for it, then trained in epoch 1
+    assert "0.weight" in changed(trunk, model.net.trunk) and model.net.trunk[0].weight.requires_grad
+
+
+def test_trunk_learning_rate_is_scaled() -> None:
+    model = Classifier(TrunkNet, {"dr": 5}, trunk_lr_factor=0.1, optimizer=partial(torch.optim.AdamW, lr=1e-3))
+    optimizer = model.configure_optimizers()
+    lrs = {group["name"]: group["lr"] for group in optimizer.param_groups}
+    assert lrs == pytest.approx({"heads": 1e-3, "trunk": 1e-4})
+    trunk_ids = {id(p) for p in model.net.trunk.parameters()}
+    assert {id(p) for p in optimizer.param_groups[1]["params"]} == trunk_ids
+    with pytest.raises(ValueError, match="need a net with a trunk"):
+        Classifier(TwoHeadNet, {"dr": 5}, trunk_lr_factor=0.1)
+
+
+def test_focal_loss_is_cross_entropy_scaled_by_confidence() -> None:
+    model = Classifier(TwoHeadNet, {"dr": 5, "dme": 3}, loss="focal", focal_gamma=2.0)
+    logits = {"dr": torch.tensor([[2.0, 0.0, 0.0, 0.0, 0.0]]), "dme": torch.tensor([[0.0, 0.0, 1.0]])}
+    target = {"dr": torch.tensor([0]), "dme": torch.tensor([1])}
+    expected = sum(
+        (1 - logits[t].softmax(1)[0, target[t][0]]) ** 2 * F.cross_entropy(logits[t], target[t]) for t in logits
+    )
+    torch.testing.assert_close(model.loss(logits, target), expected)
+    plain = Classifier(TwoHeadNet, {"dr": 5, "dme": 3}, loss="focal", focal_gamma=0.0)
+    expected_ce = sum(F.cross_entropy(logits[t], target[t]) for t in logits)
+    torch.testing.assert_close(plain.loss(logits, target), expected_ce)
+
+
+def test_regression_task_has_one_output_mse_loss_and_rounded_clipped_predictions() -> None:
+    model = Classifier(TrunkNet, {"dr": 5, "dme": 3}, regression_tasks=["dr"])
+    assert model.net.heads["dr"].out_features == 1 and model.net.heads["dme"].out_features == 3
+    logits = {"dr": torch.tensor([[1.4], [7.0], [-2.0]]), "dme": torch.zeros(3, 3)}
+    target = {"dr": torch.tensor([1, 4, 0]), "dme": torch.tensor([0, 1, 2])}
+    expected = F.mse_loss(torch.tensor([1.4, 7.0, -2.0]), torch.tensor([1.0, 4.0, 0.0])) + F.cross_entropy(
+        logits["dme"], target["dme"]
+    )
+    torch.testing.assert_close(model.loss(logits, target), expected)
+    assert model.probabilities(logits)["dr"].argmax(1).tolist() == [1, 4, 0]
+    with pytest.raises(ValueError, match="regression_tasks"):
+        Classifier(TrunkNet, {"dr": 5}, regression_tasks=["grade"])
