@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py mnist [--root data] [--epochs 3] [--repeats 2]
     python scripts/benchmark.py loader [--images 48] [--workers 2] [--epochs 3]
+    python scripts/benchmark.py train [--backbone resnet50] [--sizes 224 512] [--batches 64 32]
 
 ``mnist``: wall time of the lecture's tutorial (TutorialNet, batch 64, SGD 0.01/0.5, a validation pass per
 epoch) through ``medcls fit`` against a plain PyTorch loop over the same data loaders and network. Without
@@ -10,6 +11,11 @@ MNIST under ``--root``, it writes 60,000 + 10,000 random digits of the real size
 ``loader``: images per second of the fundus training loader (random resized crop 224, flips, normalisation)
 reading the 512 px preprocessing cache as JPEG and as a uint8 memmap, against decoding the full-size
 4288 x 2848 originals with the same transforms; synthetic fundus images, ``--workers`` loader processes.
+
+``train``: CANet training throughput (images/s) through ``medcls fit`` against a plain PyTorch loop over the
+same network, batches, optimizer and precision (bf16 autocast, channels-last by default), on the GPU when
+there is one. Both read the same pre-made batches, so the ratio is what the framework costs. The first
+(warm-up) steps are left out of both timings.
 """
 
 from __future__ import annotations
@@ -17,24 +23,27 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from lightning.pytorch import Callback, LightningModule, Trainer
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from medcls.cli import main as medcls
-from medcls.data.base import CachedImageDataset
+from medcls.data.base import CachedImageDataset, TaskDataModule
 from medcls.data.fundus import CacheSettings, build_cache
 from medcls.data.idrid import read_idrid
 from medcls.data.mnist import MNIST_FILES, MNISTDataModule, write_idx
 from medcls.data.records import Record
 from medcls.data.synthetic import write_idrid_tree
 from medcls.data.transforms import default_train_transforms
-from medcls.nets import TutorialNet
+from medcls.nets import CANet, TutorialNet
 
 CONFIG = Path(__file__).parents[1] / "configs/mnist/tutorial.yaml"
 
@@ -108,7 +117,7 @@ class Originals(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         with Image.open(self.records[index].path) as image:
-            pixels = torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1)
+            pixels = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
         return {"image": self.transform(pixels), **self.records[index].labels}
 
 
@@ -142,6 +151,132 @@ def loader(args: argparse.Namespace) -> None:
         print(f"  {name:22s} {rate:8.1f} img/s  {rate / baseline:6.1f}x")
 
 
+class RandomFundusBatches(TaskDataModule):
+    """Random batches (image, dr, dme) made once and served as they are: no collation, no decoding.
+
+    One epoch is ``steps`` batches, cycling through ``count`` distinct ones, so that no epoch-end work
+    (checkpoints, logging) falls inside the timed steps.
+
+    Args:
+        size: Image side in pixels.
+        batch_size: Images per batch.
+        steps: Batches in the (only) epoch.
+        count: Distinct batches.
+    """
+
+    tasks = {"dr": 5, "dme": 3}
+
+    def __init__(self, size: int = 224, batch_size: int = 64, steps: int = 100, count: int = 4) -> None:
+        super().__init__(batch_size)
+        generator = torch.Generator().manual_seed(0)
+        distinct = [
+            {
+                "image": torch.randn(batch_size, 3, size, size, generator=generator),
+                "dr": torch.randint(0, 5, (batch_size,), generator=generator),
+                "dme": torch.randint(0, 3, (batch_size,), generator=generator),
+            }
+            for _ in range(count)
+        ]
+        self.batches = [distinct[i % count] for i in range(steps)]
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.batches, batch_size=None, pin_memory=torch.cuda.is_available())
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def plain_training(data: RandomFundusBatches, backbone: str, warmup: int, bf16: bool, channels_last: bool):
+    """Images/s of CANet training after ``warmup`` steps as a plain PyTorch loop over ``data``, and peak GPU GiB."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.backends.cudnn.benchmark = True
+    torch.manual_seed(0)
+    net = CANet(data.tasks, backbone=backbone).to(device)
+    if channels_last:
+        net = net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    weights = {"dr": 1.0, "dme": 1.0, "dr_aux": 0.25, "dme_aux": 0.25}
+    start = 0.0
+    for step, batch in enumerate(data.train_dataloader()):
+        if step == warmup:
+            synchronize()
+            start = time.perf_counter()
+        image = batch["image"].to(device, non_blocking=True)
+        if channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        labels = {task: batch[task].to(device, non_blocking=True) for task in data.tasks}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = net(image)
+            loss = sum(w * F.cross_entropy(logits[h], labels[h.removesuffix("_aux")]) for h, w in weights.items())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    synchronize()
+    memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0
+    return (len(data.batches) - warmup) * data.batch_size / (time.perf_counter() - start), memory
+
+
+class StepTimer(Callback):
+    """Times the training steps from ``warmup`` to the end of the run; the result lands in ``images_per_second``.
+
+    Args:
+        warmup: Steps left out of the timing (start-up, cuDNN autotuning).
+    """
+
+    images_per_second = 0.0
+
+    def __init__(self, warmup: int = 10) -> None:
+        self.warmup = warmup
+        self.start = 0.0
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        if trainer.global_step == self.warmup:
+            synchronize()
+            self.start = time.perf_counter()
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        synchronize()
+        images = (trainer.global_step - self.warmup) * trainer.datamodule.batch_size
+        StepTimer.images_per_second = images / (time.perf_counter() - self.start)
+
+
+def medcls_training(size: int, batch: int, backbone: str, steps: int, warmup: int, bf16: bool, channels_last: bool):
+    """Images/s of CANet training steps ``warmup`` to ``steps`` through ``medcls fit``."""
+    with tempfile.TemporaryDirectory() as runs:
+        medcls(
+            ["fit", "--seed_everything", "0", "--data", "__main__.RandomFundusBatches",
+             "--data.size", str(size), "--data.batch_size", str(batch), "--data.steps", str(steps),
+             "--model", "medcls.models.Classifier", "--model.init_args.net", "medcls.nets.CANet",
+             "--model.init_args.net.init_args.backbone", backbone,
+             "--model.init_args.loss_weights", '{"dr_aux": 0.25, "dme_aux": 0.25}',
+             "--model.init_args.optimizer", "torch.optim.Adam", "--model.init_args.optimizer.init_args.lr", "1e-4",
+             "--model.init_args.channels_last", str(channels_last).lower(),
+             "--trainer.precision", "bf16-mixed" if bf16 else "32-true", "--trainer.benchmark", "true",
+             "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
+             "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
+             "--trainer.callbacks+=__main__.StepTimer", "--trainer.callbacks.warmup", str(warmup),
+             "--trainer.logger.init_args.save_dir", runs]
+        )  # fmt: skip
+    return StepTimer.images_per_second
+
+
+def train(args: argparse.Namespace) -> None:
+    bf16, channels_last = not args.fp32, not args.no_channels_last
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"CANet-{args.backbone} training on {device}, bf16 {bf16}, channels_last {channels_last}")
+    warmup, steps = args.steps
+    for size, batch in zip(args.sizes, args.batches, strict=True):
+        data = RandomFundusBatches(size, batch, steps)
+        plain, memory = plain_training(data, args.backbone, warmup, bf16, channels_last)
+        framework = medcls_training(size, batch, args.backbone, steps, warmup, bf16, channels_last)
+        print(
+            f"  {size} px, batch {batch}: plain {plain:7.1f} img/s, medcls fit {framework:7.1f} img/s, "
+            f"ratio {framework / plain:.3f}; peak GPU memory (plain loop) {memory:.1f} GiB"
+        )
+
+
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -155,7 +290,16 @@ def cli() -> None:
     loader_parser.add_argument("--workers", type=int, default=2, help="loader (and cache build) processes")
     loader_parser.add_argument("--epochs", type=int, default=3, help="passes over the cached images")
     loader_parser.set_defaults(run=loader)
+    train_parser = commands.add_parser("train", help="CANet training: medcls fit vs a plain PyTorch loop")
+    train_parser.add_argument("--backbone", default="resnet50")
+    train_parser.add_argument("--sizes", type=int, nargs="+", default=[224, 512])
+    train_parser.add_argument("--batches", type=int, nargs="+", default=[64, 32], help="batch size per size")
+    train_parser.add_argument("--steps", type=int, nargs=2, default=[20, 120], help="warm-up steps, total steps")
+    train_parser.add_argument("--fp32", action="store_true", help="full precision instead of bf16 autocast")
+    train_parser.add_argument("--no-channels-last", action="store_true")
+    train_parser.set_defaults(run=train)
     args = parser.parse_args()
+    warnings.filterwarnings("ignore", message=".*args parameter is intended to run from within Python.*")
     args.run(args)
 
 
