@@ -173,6 +173,7 @@ def main(args: list[str] | None = None) -> None:
             subclass_mode_data=True,
             auto_configure_optimizers=False,
             save_config_kwargs={"overwrite": True},
+            parser_kwargs={"prog": "medcls", "description": "Medical image classification on PyTorch Lightning."},
             trainer_defaults={
                 "logger": {
                     "class_path": "lightning.pytorch.loggers.TensorBoardLogger",

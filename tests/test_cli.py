@@ -193,3 +193,23 @@ def test_checkpoint_restores_without_the_pretrained_weights_file(tutorial: list[
     )
     config = yaml.safe_load(Path("runs/mnist-timm/version_0/config.yaml").read_text())  # named after data and net
     assert config["model"]["init_args"]["net"]["init_args"]["pretrained"] is False
+
+
+def test_canet_fit_test_round_trip_on_synthetic_fundus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--config", str(CONFIG_DIR / "demo.yaml"), "--trainer.max_epochs", "2", "--trainer.enable_progress_bar",
+            "false", "--model.init_args.net.init_args.backbone", "test_resnet",
+            "--data.train", "30", "--data.test", "10", "--data.width", "160", "--data.image_size", "64",
+            "--data.input_size", "48", "--data.batch_size", "8", "--data.preprocess_workers", "1"]  # fmt: skip
+    main(["fit", *tiny])
+    main(["test", *tiny, "--ckpt_path", "best"])
+    fit_run, test_run = sorted(Path("runs/demo").iterdir())
+    assert (fit_run / "checkpoints/best.ckpt").is_file()
+    splits = (fit_run / "splits.csv").read_text().splitlines()
+    assert len(splits) == 1 + 40 and splits[0] == "id,split,group,dr,dme"
+    metrics = json.loads((test_run / "metrics.json").read_text())
+    assert {"test/dr/kappa", "test/dme/auc", "test/joint_accuracy", "test/dr/accuracy"} <= metrics.keys()
+    with open(test_run / "predictions.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 10 and {"dr", "dr_pred", "dme", "dme_pred", "dme_prob_2"} <= rows[0].keys()
+    assert {p.name for p in test_run.glob("*.png")} == {"confusion_dr.png", "confusion_dme.png", "predictions.png"}
