@@ -219,7 +219,7 @@ def plain_training(data: RandomFundusBatches, backbone: str, warmup: int, bf16: 
 
 
 class StepTimer(Callback):
-    """Times the training steps from ``warmup`` to the end of the run; the result lands in ``images_per_second``.
+    """Times the training steps from ``warmup`` to ``max_steps``; the result lands in ``images_per_second``.
 
     Args:
         warmup: Steps left out of the timing (start-up, cuDNN autotuning).
@@ -236,10 +236,13 @@ class StepTimer(Callback):
             synchronize()
             self.start = time.perf_counter()
 
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        synchronize()
-        images = (trainer.global_step - self.warmup) * trainer.datamodule.batch_size
-        StepTimer.images_per_second = images / (time.perf_counter() - self.start)
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if trainer.global_step == trainer.max_steps:  # stop before the end-of-training checkpoint is written
+            synchronize()
+            images = (trainer.global_step - self.warmup) * trainer.datamodule.batch_size
+            StepTimer.images_per_second = images / (time.perf_counter() - self.start)
 
 
 def medcls_training(size: int, batch: int, backbone: str, steps: int, warmup: int, bf16: bool, channels_last: bool):

@@ -28,7 +28,7 @@ def prediction_grid(images: Tensor, titles: Sequence[str], correct: Sequence[boo
     figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, image, title, right in zip(axes.flat, images, titles, correct, strict=True):
+    for ax, image, title, right in zip(axes.ravel()[:count], images, titles, correct, strict=True):
         pixels = image.float().permute(1, 2, 0).cpu().numpy()
         pixels = (pixels - pixels.min()) / max(float(np.ptp(pixels)), 1e-8)
         ax.imshow(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels, cmap="gray")

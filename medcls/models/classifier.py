@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from medcls.errors import CheckpointError
 from medcls.metrics.collection import JointAccuracy, task_metrics
@@ -19,7 +20,7 @@ from medcls.models.schedules import CosineToZero
 NetFactory = Callable[[dict[str, int]], nn.Module]
 """Builds a net for the given tasks: a net class whose first argument is the task mapping."""
 
-Stage = Literal["train", "val", "test"]
+Stage = Literal["val", "test"]
 
 
 class Classifier(LightningModule):
@@ -104,6 +105,7 @@ class Classifier(LightningModule):
             }
         )
         self.joint_accuracy = nn.ModuleDict({stage: JointAccuracy() for stage in ("val", "test")})
+        self.train_loss = MeanMetric()
 
     def setup(self, stage: str) -> None:
         """Fetch the class weights of the training split, if the loss uses them."""
@@ -167,33 +169,41 @@ class Classifier(LightningModule):
                 probabilities[task] = logits[task].float().softmax(dim=1)
         return probabilities
 
-    def _step(self, batch: dict[str, Any], stage: Stage) -> tuple[Tensor, dict[str, Tensor]]:
+    def _evaluation_step(self, batch: dict[str, Any], stage: Stage) -> dict[str, Tensor]:
+        """Loss and metric updates of a validation or test batch; returns the probabilities."""
         logits = self(batch["image"])
-        loss = self.loss(logits, batch)
         batch_size = len(batch["image"])
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=batch_size)
-        if stage == "train":
-            return loss, {}
+        self.log(f"{stage}/loss", self.loss(logits, batch), prog_bar=True, batch_size=batch_size)
         probabilities = self.probabilities(logits)
         for task, metrics in self.metrics[stage].items():
             metrics.update(probabilities[task], batch[task])
-            self.log_dict(metrics, on_epoch=True, batch_size=batch_size)
+            self.log_dict(metrics, batch_size=batch_size)
         if len(self.tasks) > 1:
             self.joint_accuracy[stage].update(probabilities, batch)
-            self.log(f"{stage}/joint_accuracy", self.joint_accuracy[stage], on_epoch=True, batch_size=batch_size)
-        return loss, probabilities
+            self.log(f"{stage}/joint_accuracy", self.joint_accuracy[stage], batch_size=batch_size)
+        return probabilities
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """Weighted loss of all heads on a training batch."""
-        return self._step(batch, "train")[0]
+        loss = self.loss(self(batch["image"]), batch)
+        self.train_loss.update(loss.detach())
+        # self.log costs about a millisecond per call: log the step loss only on the steps the logger writes.
+        if self.global_step % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss, prog_bar=True, batch_size=len(batch["image"]))
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        """Log the mean training loss of the epoch."""
+        self.log("train/loss_epoch", self.train_loss.compute(), prog_bar=True)
+        self.train_loss.reset()
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Loss and metric updates on a validation batch."""
-        self._step(batch, "val")
+        self._evaluation_step(batch, "val")
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, dict[str, Tensor]]:
         """Loss and metric updates on a test batch; returns the probabilities for the report."""
-        return {"probabilities": self._step(batch, "test")[1]}
+        return {"probabilities": self._evaluation_step(batch, "test")}
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         """The ids and class probabilities of a batch."""
