@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from timm.data import resolve_data_config
 from timm.models import adapt_input_conv, load_state_dict
 from torch import Tensor, nn
 
-log = logging.getLogger(__name__)
+from medcls.nets.weights import load_fitting_weights
 
 
 class TimmNet(nn.Module):
@@ -95,12 +94,7 @@ def load_trunk_weights(trunk: nn.Module, source: str | Path) -> None:
         state.pop(f"{classifier}.bias", None)
     for conv in _names(cfg.get("first_conv")):
         _adapt_input_conv(trunk, conv, state)
-    _check_fits(trunk.state_dict(), state, path, cfg.get("architecture", type(trunk).__name__))
-    result = trunk.load_state_dict(state, strict=False)
-    if missing := result.missing_keys:
-        log.warning("%s: %d keys missing, left as initialised: %s", path, len(missing), ", ".join(missing))
-    if unexpected := result.unexpected_keys:
-        log.warning("%s: %d unexpected keys, not loaded: %s", path, len(unexpected), ", ".join(unexpected))
+    load_fitting_weights(trunk, state, path, cfg.get("architecture", type(trunk).__name__))
 
 
 def _read(path: Path) -> dict[str, Tensor]:
@@ -132,20 +126,3 @@ def _adapt_input_conv(trunk: nn.Module, name: str, state: dict[str, Tensor]) -> 
     # Weights other than RGB stay as they are, for the shape check to name the mismatch.
     with contextlib.suppress(NotImplementedError):
         state[key] = adapt_input_conv(in_chans, state[key])
-
-
-def _check_fits(own: Mapping[str, Tensor], state: Mapping[str, Tensor], path: Path, arch: str) -> None:
-    """Raise a ``ValueError`` naming ``path`` unless the file shares keys with the trunk, all of the same shape."""
-    if not own.keys() & state.keys():
-        raise ValueError(
-            f"Weights file {path} does not fit {arch}: none of its {len(state)} keys, e.g. {list(state)[:3]}, is a "
-            f"key of {arch}, e.g. {list(own)[:3]}. Is this a checkpoint of another architecture?"
-        )
-    wrong = [key for key in own if key in state and state[key].shape != own[key].shape]
-    if wrong:
-        key = wrong[0]
-        raise ValueError(
-            f"Weights file {path} does not fit {arch}: {key} is {tuple(state[key].shape)} in the file but "
-            f"{tuple(own[key].shape)} in {arch} ({len(wrong)} keys of mismatched shape). Is this a checkpoint of "
-            "another architecture?"
-        )

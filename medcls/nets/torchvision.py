@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from torchvision import models
 
-log = logging.getLogger(__name__)
+from medcls.nets.weights import load_fitting_weights
 
 
 class _Arch(NamedTuple):
@@ -126,28 +125,4 @@ def _load(model: nn.Module, path: Path, name: str, ignored: tuple[str, ...]) -> 
     if not isinstance(state, Mapping):
         raise ValueError(f"Weights file {path} holds a {type(state).__name__}, not a state dict.")
     state = {key: value for key, value in state.items() if not key.startswith(ignored)}
-    own = model.state_dict()
-    if not own.keys() & state.keys():
-        raise ValueError(
-            f"Weights file {path} does not fit torchvision {name}: none of its {len(state)} keys, e.g. "
-            f"{list(state)[:3]}, is a key of {name}, e.g. {list(own)[:3]}."
-        )
-    wrong = [key for key in own if key in state and state[key].shape != own[key].shape]
-    if wrong:
-        key = wrong[0]
-        raise ValueError(
-            f"Weights file {path} does not fit torchvision {name}: {key} is {tuple(state[key].shape)} in the "
-            f"file but {tuple(own[key].shape)} in {name} ({len(wrong)} keys of mismatched shape)."
-        )
-    result = model.load_state_dict(state, strict=False)
-    missing = [key for key in result.missing_keys if not key.startswith(ignored)]
-    if missing:
-        log.warning("%s: %d keys of %s missing, left as initialised: %s", path, len(missing), name, ", ".join(missing))
-    if result.unexpected_keys:
-        log.warning(
-            "%s: %d unexpected keys, not loaded into %s: %s",
-            path,
-            len(result.unexpected_keys),
-            name,
-            ", ".join(result.unexpected_keys),
-        )
+    load_fitting_weights(model, state, path, f"torchvision {name}", expected_missing=ignored)

@@ -19,7 +19,7 @@ def first_conv(net: TorchvisionNet) -> nn.Conv2d:
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [record for record in caplog.records if record.name == "medcls.nets.torchvision"]
+    return [record for record in caplog.records if record.name == "medcls.nets.weights"]
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_a_file_of_another_architecture_fails_naming_the_file(
     state = models.resnet50(weights=None).state_dict()
     torch.save({key: state[key] for key in state if key.startswith(("conv1.", "bn1.", "layer1."))}, path)
     message = f"{path} does not fit torchvision resnet18: layer1.0.conv1.weight is (64, 64, 1, 1) in the file but "
-    with pytest.raises(ValueError, match=re.escape(message + "(64, 64, 3, 3) in resnet18")):
+    with pytest.raises(ValueError, match=re.escape(message + "(64, 64, 3, 3) in torchvision resnet18")):
         TorchvisionNet({"dr": 5}, weights=path)
 
 
@@ -141,7 +141,7 @@ def test_missing_and_unexpected_keys_are_reported(
         net = TorchvisionNet({"dr": 5}, weights=path)
     missing, unexpected = (record.getMessage() for record in warnings_of(caplog))
     assert "layer4.0.conv1.weight" in missing and "fc." not in missing
-    assert unexpected.endswith("1 unexpected keys, not loaded into resnet18: extra.weight")
+    assert unexpected.endswith("1 unexpected keys, not loaded into torchvision resnet18: extra.weight")
     assert torch.equal(net.trunk.conv1.weight, state["conv1.weight"])
 
 
