@@ -13,19 +13,15 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
-import medcls.data
-import medcls.models
-import medcls.nets  # noqa: F401  (registers the nets so configs can name them by class name)
+import medcls.models  # noqa: F401  (imported so that configs can name models and nets by class name alone)
+import medcls.nets  # noqa: F401
 from medcls.callbacks import EvaluationReport
 from medcls.data import TaskDataModule
 from medcls.errors import CheckpointError, MedclsError
 
 EVALUATING_SUBCOMMANDS = ("validate", "test", "predict")
-RUN_CHECKPOINTS = ("best", "last")
-NO_PRETRAINED_WEIGHTS = {
-    "pretrained": False,
-    "weights": None,
-}  # the nets' options that load weights  # --ckpt_path best|last: that file of the experiment's newest run
+RUN_CHECKPOINTS = ("best", "last")  # --ckpt_path best|last: that file of the experiment's newest run
+NO_PRETRAINED_WEIGHTS = {"pretrained": False, "weights": None}  # the nets' options that load weights files
 
 
 class MedclsCLI(LightningCLI):

@@ -129,13 +129,11 @@ class Classifier(LightningModule):
         """The weighted sum of the losses of all heads."""
         total = torch.zeros((), device=next(iter(logits.values())).device)
         for head, head_logits in logits.items():
-            total = total + self.loss_weights[head] * self._head_loss(
-                head_logits, batch[head.removesuffix("_aux")], head
-            )
+            task = head.removesuffix("_aux")
+            total = total + self.loss_weights[head] * self._head_loss(head_logits, batch[task], task)
         return total
 
-    def _head_loss(self, logits: Tensor, target: Tensor, head: str) -> Tensor:
-        task = head.removesuffix("_aux")
+    def _head_loss(self, logits: Tensor, target: Tensor, task: str) -> Tensor:
         if task in self.regression_tasks:
             return F.mse_loss(logits.squeeze(1).float(), target.float())
         weight = self.class_weights[task]
