@@ -30,6 +30,7 @@ class MedclsCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link the data's tasks into the model and add the callbacks every run has."""
         parser.link_arguments("data.tasks", "model.init_args.tasks", apply_on="instantiate")
+        parser.link_arguments("data.binary_views", "model.init_args.binary_views", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -121,7 +122,8 @@ def _classes_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
         class_path = hparams.pop("_class_path", None)
         if class_path:
             hparams.pop("_instantiator", None)
-            hparams.pop("tasks", None)  # a link target: always the data module's tasks
+            for link_target in ("tasks", "binary_views"):  # always the data module's
+                hparams.pop(link_target, None)
             defaults[key] = {"class_path": class_path, "init_args": hparams}
     net = defaults.get("model", {}).get("init_args", {}).get("net")
     if isinstance(net, dict):  # the checkpoint holds the weights: no pretrained weights to fetch or find

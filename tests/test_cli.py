@@ -43,18 +43,20 @@ def test_fit_test_predict_round_trip(tutorial: list[str]) -> None:
     main(["test", *tutorial, "--ckpt_path", str(checkpoints / "best.ckpt")])
     test_run = run_dirs()[-1]
     metrics = json.loads((test_run / "metrics.json").read_text())
-    assert 0.0 <= metrics["test/digit/accuracy"] <= 1.0 and metrics["test/loss"] > 0
+    accuracy = metrics["digit"]["accuracy"]
+    assert accuracy["ci_low"] <= accuracy["value"] <= accuracy["ci_high"] and metrics["loss"] > 0
+    assert metrics["n"] == 100 and {"auc", "kappa", "balanced_accuracy", "f1"} <= metrics["digit"].keys()
     with open(test_run / "predictions.csv") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == 100
     assert list(rows[0]) == ["id", "digit", "digit_pred"] + [f"digit_prob_{k}" for k in range(10)]
-    accuracy = sum(row["digit"] == row["digit_pred"] for row in rows) / len(rows)
-    assert accuracy == pytest.approx(metrics["test/digit/accuracy"])
+    assert sum(row["digit"] == row["digit_pred"] for row in rows) / len(rows) == pytest.approx(accuracy["value"])
     assert sum(float(row[f"digit_prob_{k}"]) for k in range(10) for row in rows[:1]) == pytest.approx(1, abs=1e-4)
     assert (test_run / "confusion_digit.png").stat().st_size > 0
+    assert (test_run / "confusion_digit_normalised.png").stat().st_size > 0
     assert (test_run / "predictions.png").stat().st_size > 0
     images = {tag for event in test_run.glob("events.out.tfevents.*") for tag in _image_tags(event)}
-    assert {"test/confusion_matrix/digit", "test/predictions"} <= images
+    assert {"test/confusion/digit", "test/confusion_normalised/digit", "test/predictions"} <= images
 
     main(["predict", *tutorial, "--ckpt_path", str(checkpoints / "best.ckpt")])
     with open(run_dirs()[-1] / "predictions.csv") as file:
@@ -200,7 +202,8 @@ def test_canet_fit_test_round_trip_on_synthetic_fundus(tmp_path: Path, monkeypat
     tiny = ["--config", str(CONFIG_DIR / "demo.yaml"), "--trainer.max_epochs", "2", "--trainer.enable_progress_bar",
             "false", "--model.init_args.net.init_args.backbone", "test_resnet",
             "--data.train", "30", "--data.test", "10", "--data.width", "160", "--data.image_size", "64",
-            "--data.input_size", "48", "--data.batch_size", "8", "--data.preprocess_workers", "1"]  # fmt: skip
+            "--data.input_size", "48", "--data.batch_size", "8", "--data.preprocess_workers", "1",
+            "--report.bootstrap_resamples", "200"]  # fmt: skip
     main(["fit", *tiny])
     main(["test", *tiny, "--ckpt_path", "best"])
     fit_run, test_run = sorted(Path("runs/demo").iterdir())
@@ -208,8 +211,17 @@ def test_canet_fit_test_round_trip_on_synthetic_fundus(tmp_path: Path, monkeypat
     splits = (fit_run / "splits.csv").read_text().splitlines()
     assert len(splits) == 1 + 40 and splits[0] == "id,split,group,dr,dme"
     metrics = json.loads((test_run / "metrics.json").read_text())
-    assert {"test/dr/kappa", "test/dme/auc", "test/joint_accuracy", "test/dr/accuracy"} <= metrics.keys()
+    assert {"dr", "dme", "referable_dr", "dme_present", "joint_accuracy", "operating_points"} <= metrics.keys()
+    assert {"kappa", "auc", "accuracy"} <= metrics["dr"].keys() and "sensitivity" not in metrics["dr"]
+    checkpoint = torch.load(fit_run / "checkpoints/best.ckpt", weights_only=True)
+    assert metrics["operating_points"] == checkpoint["operating_points"]
+    for question, points in checkpoint["operating_points"].items():  # chosen on validation, applied to test
+        for point, threshold in points.items():
+            assert metrics[question][f"{point}/threshold"]["value"] == threshold
     with open(test_run / "predictions.csv") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == 10 and {"dr", "dr_pred", "dme", "dme_pred", "dme_prob_2"} <= rows[0].keys()
-    assert {p.name for p in test_run.glob("*.png")} == {"confusion_dr.png", "confusion_dme.png", "predictions.png"}
+    assert {p.name for p in test_run.glob("*.png")} == {
+        "confusion_dr.png", "confusion_dme.png", "confusion_dr_normalised.png", "confusion_dme_normalised.png",
+        "roc_referable_dr.png", "roc_dme_present.png", "predictions.png",
+    }  # fmt: skip

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -18,25 +19,40 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from medcls.io import atomic_write
-from medcls.metrics.figures import prediction_grid
+from medcls.metrics.binary import binary_questions
+from medcls.metrics.evaluation import evaluate_task
+from medcls.metrics.figures import prediction_grid, roc_figure
+from medcls.metrics.stats import bootstrap_ci
 
 log = logging.getLogger(__name__)
 
 
 class EvaluationReport(Callback):
-    """At the end of ``test`` and ``predict``, writes the predictions and figures of the run.
+    """At the end of ``test`` and ``predict``, writes the predictions, metrics and figures of the run.
 
-    ``test`` writes into the run's log dir: ``predictions.csv`` (id, true class, predicted class and
-    probabilities per task), ``metrics.json`` (the final test metrics), ``confusion_<task>.png`` and
-    ``predictions.png`` (a grid of test images titled with predicted and true classes); the figures
-    also go to TensorBoard. ``predict`` writes ``predictions.csv`` without the true classes.
+    ``test`` writes into the run's log dir:
+
+    - ``predictions.csv``: id, true class, predicted class and probabilities per task;
+    - ``metrics.json``: per task and per binary question (binary tasks and the data's binary views such as
+      referable DR), every metric with its 95 % bootstrap confidence interval (over images, or over groups
+      when the data groups images), the metrics at the operating points chosen on validation, the joint
+      accuracy, ``n``, and the operating points' thresholds;
+    - ``confusion_<task>.png`` and ``confusion_<task>_normalised.png`` (counts and row-normalised);
+    - ``roc_<question>.png``: the ROC curve with the validation-chosen operating points marked;
+    - ``predictions.png``: test images titled with predicted and true classes and the top probability.
+
+    The figures also go to TensorBoard. ``predict`` writes ``predictions.csv`` without the true classes.
 
     Args:
         grid_images: Number of test images shown in ``predictions.png``.
+        bootstrap_resamples: Resamples of the test set behind each 95 % confidence interval.
+        seed: Seed of the resampling.
     """
 
-    def __init__(self, grid_images: int = 24) -> None:
+    def __init__(self, grid_images: int = 24, bootstrap_resamples: int = 1000, seed: int = 0) -> None:
         self.grid_images = grid_images
+        self.bootstrap_resamples = bootstrap_resamples
+        self.seed = seed
         self._reset()
 
     def _reset(self) -> None:
@@ -78,23 +94,73 @@ class EvaluationReport(Callback):
         probabilities = {task: torch.cat(p) for task, p in self.probabilities.items()}
         labels = {task: torch.cat(y) for task, y in self.labels.items()}
         write_predictions(out / "predictions.csv", self.ids, probabilities, labels)
-        metrics = {name: value.item() for name, value in trainer.callback_metrics.items() if name.startswith("test/")}
+        scores = {task: p.numpy() for task, p in probabilities.items()}
+        truths = {task: y.numpy() for task, y in labels.items()}
+        points = getattr(pl_module, "operating_points", {})
+        questions = binary_questions(scores, truths, getattr(pl_module, "binary_views", {}))
+        metrics = self.evaluate(trainer, scores, truths, questions, points)
         atomic_write(out / "metrics.json", lambda file: json.dump(metrics, file, indent=2))
         for task, task_probabilities in probabilities.items():
-            matrix = MulticlassConfusionMatrix(task_probabilities.shape[1])
-            matrix.update(task_probabilities, labels[task])
-            figure, ax = matrix.plot()
-            ax.set_title(f"{task}: confusion matrix (rows: true, columns: predicted)")
-            _publish(trainer, figure, out / f"confusion_{task}.png", f"test/confusion_matrix/{task}")
+            for normalize, name in ((None, "counts"), ("true", "row-normalised")):
+                matrix = MulticlassConfusionMatrix(task_probabilities.shape[1], normalize=normalize)
+                matrix.update(task_probabilities, labels[task])
+                figure, ax = matrix.plot()
+                ax.set_title(f"{task}: confusion matrix, {name} (rows: true, columns: predicted)", fontsize=9)
+                suffix = "" if normalize is None else "_normalised"
+                _publish(trainer, figure, out / f"confusion_{task}{suffix}.png", f"test/confusion{suffix}/{task}")
+        for name, (question, truth) in questions.items():
+            marked = {
+                point: (metrics[name][f"{point}/sensitivity"]["value"], metrics[name][f"{point}/specificity"]["value"])
+                for point in points.get(name, {})
+            }
+            figure = roc_figure(question[:, 1], truth, marked, f"{name}: ROC on test", metrics[name]["auc"]["value"])
+            _publish(trainer, figure, out / f"roc_{name}.png", f"test/roc/{name}")
+        self._publish_grid(trainer, out, probabilities, labels)
+        log.info("Test report written to %s", out)
+
+    def evaluate(
+        self,
+        trainer: Trainer,
+        scores: Mapping[str, np.ndarray],
+        truths: Mapping[str, np.ndarray],
+        questions: Mapping[str, tuple[np.ndarray, np.ndarray]],
+        points: Mapping[str, Mapping[str, float]],
+    ) -> dict[str, Any]:
+        """Every metric of every task and binary question, with its bootstrap confidence interval."""
+        groups = np.array([trainer.datamodule.group_of(i) for i in self.ids]) if trainer.datamodule else None
+        if groups is not None and (groups == np.array(self.ids)).all():
+            groups = None  # every image its own group: plain resampling
+        options = {"groups": groups, "n_resamples": self.bootstrap_resamples, "seed": self.seed}
+        metrics: dict[str, Any] = {"n": len(self.ids), "resampled": "groups" if groups is not None else "images"}
+        if "test/loss" in trainer.callback_metrics:
+            metrics["loss"] = trainer.callback_metrics["test/loss"].item()
+        for task, task_scores in scores.items():
+            metrics[task] = evaluate_task(task_scores, truths[task], operating_points=points.get(task), **options)
+        for name, (question, truth) in questions.items():
+            if name not in scores:
+                metrics[name] = evaluate_task(question, truth, operating_points=points.get(name), **options)
+        if len(scores) > 1:
+            correct = np.all([s.argmax(1) == truths[task] for task, s in scores.items()], axis=0).astype(float)
+            value, low, high = bootstrap_ci(np.mean, correct, groups=groups, n_resamples=self.bootstrap_resamples,
+                                            seed=self.seed)  # fmt: skip
+            metrics["joint_accuracy"] = {"value": value, "ci_low": low, "ci_high": high}
+        metrics["operating_points"] = {name: dict(chosen) for name, chosen in points.items()}
+        return metrics
+
+    def _publish_grid(
+        self, trainer: Trainer, out: Path, probabilities: Mapping[str, Tensor], labels: Mapping[str, Tensor]
+    ) -> None:
         shown = torch.cat(self.images)
         predicted = {task: p[: len(shown)].argmax(1) for task, p in probabilities.items()}
         titles = [
-            " ".join(f"{task}:{predicted[task][i]} ({labels[task][i]})" for task in probabilities)
+            "\n".join(
+                f"{task} {predicted[task][i]} ({labels[task][i]}) p={probabilities[task][i].max():.2f}"
+                for task in probabilities
+            )
             for i in range(len(shown))
         ]
         correct = [all(predicted[task][i] == labels[task][i] for task in probabilities) for i in range(len(shown))]
         _publish(trainer, prediction_grid(shown, titles, correct), out / "predictions.png", "test/predictions")
-        log.info("Test report written to %s", out)
 
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
         if not trainer.is_global_zero:

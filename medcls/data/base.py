@@ -38,6 +38,8 @@ class TaskDataModule(LightningDataModule):
     """
 
     tasks: dict[str, int]
+    binary_views: dict[str, tuple[str, int]] = {}
+    """Binary questions of graded tasks, name -> (task, lowest positive grade); linked into the model."""
 
     def __init__(self, batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0) -> None:
         super().__init__()
@@ -47,6 +49,10 @@ class TaskDataModule(LightningDataModule):
         self.train_set: Dataset
         self.val_set: Dataset
         self.test_set: Dataset
+
+    def group_of(self, image_id: str) -> str:
+        """The group of an image (images of a group are resampled together); by default the image itself."""
+        return image_id
 
     def _loader(self, dataset: Dataset, *, train: bool = False, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(
@@ -160,8 +166,10 @@ class FundusDataModule(TaskDataModule):
         self.select_tasks = select_tasks
         self.balance = balance
         self.splits: dict[str, list[Record]] = {}
+        self.groups: dict[str, str] = {}
 
     label_tasks: dict[str, int]
+    label_views: dict[str, tuple[str, int]] = {}
 
     @property
     def tasks(self) -> dict[str, int]:
@@ -172,6 +180,11 @@ class FundusDataModule(TaskDataModule):
         if unknown:
             raise ValueError(f"select_tasks names {sorted(unknown)}; this data set labels {sorted(self.label_tasks)}.")
         return {task: n for task, n in self.label_tasks.items() if task in self.select_tasks}
+
+    @property
+    def binary_views(self) -> dict[str, tuple[str, int]]:
+        """The data set's binary views (``label_views``) of the tasks learnt."""
+        return {name: view for name, view in self.label_views.items() if view[0] in self.tasks}
 
     def split_records(self) -> dict[str, list[Record]]:
         """Read the data set and split it: ``{"train": [...], "val": [...], "test": [...]}``."""
@@ -202,12 +215,17 @@ class FundusDataModule(TaskDataModule):
             self.splits = {s: [r for r in rs if r.path.resolve() not in left_out] for s, rs in self.splits.items()}
         if self.balance is not None and self.balance not in self.tasks:
             raise ValueError(f"balance names the task {self.balance!r}, but the tasks are {sorted(self.tasks)}.")
+        self.groups = {record.id: record.group for records in self.splits.values() for record in records}
         tasks = list(self.tasks)
         self.train_set = CachedImageDataset(self.splits["train"], cache, self.train_transform, tasks)
         self.val_set = CachedImageDataset(self.splits["val"], cache, self.eval_transform, tasks)
         self.test_set = CachedImageDataset(self.splits["test"], cache, self.eval_transform, tasks)
         if self.trainer is not None and self.trainer.logger is not None and self.trainer.is_global_zero:
             self.write_splits(Path(self.trainer.log_dir) / "splits.csv")
+
+    def group_of(self, image_id: str) -> str:
+        """The group of an image, as its reader defined it (e.g. both images of a duplicate pair)."""
+        return self.groups.get(image_id, image_id)
 
     def write_splits(self, path: Path) -> None:
         """Write which split every image is in, with its group and labels."""

@@ -348,6 +348,12 @@ class MessidorDataModule(FundusDataModule):
         if not 0 <= fold < num_folds:
             raise ValueError(f"fold must be between 0 and {num_folds - 1}, got {fold}.")
         self.label_tasks = messidor_tasks(dr, dme)
+        # Graded tasks also answer the binary questions the literature reports; binary ones already are one.
+        self.label_views = {
+            name: view
+            for name, view, mode in (("referable_dr", ("dr", 2), dr), ("dme_present", ("dme", 1), dme))
+            if mode == "grade"
+        }
         self.labels = {"dr": dr, "dme": dme, "duplicates": duplicates}
         self.num_folds, self.fold = num_folds, fold
         self.val_size, self.split_seed = val_size, split_seed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -10,8 +10,10 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from torch import Tensor  # noqa: E402
+from torchmetrics.functional.classification import binary_roc  # noqa: E402
 
 
 def prediction_grid(images: Tensor, titles: Sequence[str], correct: Sequence[bool], columns: int = 8) -> Figure:
@@ -33,5 +35,29 @@ def prediction_grid(images: Tensor, titles: Sequence[str], correct: Sequence[boo
         pixels = (pixels - pixels.min()) / max(float(np.ptp(pixels)), 1e-8)
         ax.imshow(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels, cmap="gray")
         ax.set_title(title, fontsize=8, color="tab:green" if right else "tab:red")
+    figure.tight_layout()
+    return figure
+
+
+def roc_figure(
+    scores: np.ndarray, labels: np.ndarray, points: Mapping[str, tuple[float, float]], title: str, auc: float
+) -> Figure:
+    """The ROC curve of a binary question, with its operating points marked.
+
+    Args:
+        scores: N values of P(positive).
+        labels: N 0/1 labels.
+        points: Name -> (sensitivity, specificity) of each operating point to mark.
+        title: Figure title, e.g. the question's name.
+        auc: Area under the curve, shown in the legend.
+    """
+    fpr, tpr, _ = binary_roc(torch.from_numpy(scores).double(), torch.from_numpy(labels).long())
+    figure, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.plot(fpr.numpy(), tpr.numpy(), label=f"ROC (AUC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
+    for name, (sensitivity, specificity) in points.items():
+        ax.plot(1 - specificity, sensitivity, "o", label=f"{name}: sens {sensitivity:.2f}, spec {specificity:.2f}")
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=7)
     figure.tight_layout()
     return figure

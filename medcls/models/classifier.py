@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
@@ -13,6 +14,7 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
 from medcls.errors import CheckpointError
+from medcls.metrics.binary import binary_questions, choose_operating_points
 from medcls.metrics.collection import JointAccuracy, task_metrics
 from medcls.models.losses import focal_loss
 from medcls.models.schedules import CosineToZero
@@ -53,6 +55,14 @@ class Classifier(LightningModule):
         trunk_lr_factor: The trunk's learning rate relative to the heads' (e.g. 0.1 when fine-tuning).
         freeze_trunk_epochs: Epochs with the trunk frozen (weights and batch-norm statistics); -1: always.
         channels_last: Run the net in channels-last memory format (faster convolutions on GPUs).
+        binary_views: Binary questions of graded tasks, name -> (task, lowest positive grade). Linked from the data
+            module (e.g. referable DR: ``[dr, 2]``).
+        target_sensitivity: Sensitivity of the high-sensitivity operating point chosen on validation.
+        target_specificity: Specificity of the high-specificity operating point chosen on validation.
+
+    For every binary task and binary view, the Youden, high-sensitivity and high-specificity thresholds are
+    chosen on the validation set at the end of each validation epoch, stored in the checkpoint and applied
+    unchanged to the test set: the test set never tunes anything.
     """
 
     def __init__(
@@ -71,6 +81,9 @@ class Classifier(LightningModule):
         trunk_lr_factor: float = 1.0,
         freeze_trunk_epochs: int = 0,
         channels_last: bool = False,
+        binary_views: dict[str, tuple[str, int]] | None = None,
+        target_sensitivity: float = 0.95,
+        target_specificity: float = 0.95,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -106,6 +119,9 @@ class Classifier(LightningModule):
         )
         self.joint_accuracy = nn.ModuleDict({stage: JointAccuracy() for stage in ("val", "test")})
         self.train_loss = MeanMetric()
+        self.binary_views = dict(binary_views or {})
+        self.operating_points: dict[str, dict[str, float]] = {}
+        self.validation_outputs: list[tuple[dict[str, Tensor], dict[str, Tensor]]] = []
 
     def setup(self, stage: str) -> None:
         """Fetch the class weights of the training split, if the loss uses them."""
@@ -179,7 +195,34 @@ class Classifier(LightningModule):
         if len(self.tasks) > 1:
             self.joint_accuracy[stage].update(probabilities, batch)
             self.log(f"{stage}/joint_accuracy", self.joint_accuracy[stage], batch_size=batch_size)
+        if stage == "val" and (self.binary_views or 2 in self.tasks.values()):
+            self.validation_outputs.append(
+                ({t: p.detach().cpu() for t, p in probabilities.items()}, {t: batch[t].cpu() for t in self.tasks})
+            )
         return probabilities
+
+    def on_validation_epoch_end(self) -> None:
+        """Choose the operating points of every binary question on this validation epoch's predictions."""
+        outputs, self.validation_outputs = self.validation_outputs, []
+        if self.trainer.sanity_checking or not outputs:
+            return
+        probabilities = {t: self._gathered([p[t] for p, _ in outputs]) for t in self.tasks}
+        labels = {t: self._gathered([y[t] for _, y in outputs]) for t in self.tasks}
+        targets = {"sensitivity": self.hparams.target_sensitivity, "specificity": self.hparams.target_specificity}
+        for name, (question, truth) in binary_questions(probabilities, labels, self.binary_views).items():
+            if len(np.unique(truth)) == 2:  # a validation set with one class only has no ROC
+                self.operating_points[name] = choose_operating_points(question, truth, **targets)
+
+    def _gathered(self, parts: list[Tensor]) -> np.ndarray:
+        """Concatenate per-batch tensors; under DDP, across all processes."""
+        local = torch.cat(parts)
+        if self.trainer.world_size > 1:
+            local = self.all_gather(local.to(self.device)).flatten(0, 1).cpu()
+        return local.numpy()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store the operating points chosen on validation."""
+        checkpoint["operating_points"] = self.operating_points
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
         """Weighted loss of all heads on a training batch."""
@@ -235,7 +278,8 @@ class Classifier(LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint of other tasks or another network, with one clear message."""
+        """Restore the operating points; refuse a checkpoint of other tasks or another network, with one message."""
+        self.operating_points = checkpoint.get("operating_points", {})
         saved_tasks = checkpoint.get("hyper_parameters", {}).get("tasks")
         if saved_tasks is not None and dict(saved_tasks) != self.tasks:
             raise CheckpointError(

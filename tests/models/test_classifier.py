@@ -204,3 +204,25 @@ def test_regression_task_has_one_output_mse_loss_and_rounded_clipped_predictions
     assert model.probabilities(logits)["dr"].argmax(1).tolist() == [1, 4, 0]
     with pytest.raises(ValueError, match="regression_tasks"):
         Classifier(TrunkNet, {"dr": 5}, regression_tasks=["grade"])
+
+
+def test_operating_points_are_chosen_on_validation_and_kept_in_the_checkpoint(tmp_path) -> None:
+    from medcls.metrics.binary import binary_questions, choose_operating_points
+
+    model = Classifier(TrunkNet, {"dr": 5, "dme": 3}, binary_views={"referable_dr": ("dr", 2)}, target_sensitivity=0.8)
+    trainer = Trainer(max_epochs=1, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                      default_root_dir=tmp_path, num_sanity_val_steps=0)  # fmt: skip
+    data = RandomImages(batch_size=8)
+    trainer.fit(model, datamodule=data)
+    model.eval()
+    with torch.no_grad():
+        probabilities = model.probabilities(model(torch.stack([s["image"] for s in data.val_set])))
+    labels = {"dr": torch.stack([s["dr"] for s in data.val_set]).numpy()}
+    (question,) = binary_questions({"dr": probabilities["dr"].numpy()}, labels, model.binary_views).values()
+    expected = choose_operating_points(*question, sensitivity=0.8, specificity=0.95)
+    assert model.operating_points == {"referable_dr": pytest.approx(expected)}
+
+    checkpoint = tmp_path / "model.ckpt"
+    trainer.save_checkpoint(checkpoint)
+    restored = Classifier.load_from_checkpoint(checkpoint, net=TrunkNet, weights_only=False)
+    assert restored.operating_points == model.operating_points
