@@ -99,7 +99,7 @@ class EvaluationReport(Callback):
         points = getattr(pl_module, "operating_points", {})
         questions = binary_questions(scores, truths, getattr(pl_module, "binary_views", {}))
         metrics = self.evaluate(trainer, scores, truths, questions, points)
-        atomic_write(out / "metrics.json", lambda file: json.dump(metrics, file, indent=2))
+        atomic_write(out / "metrics.json", lambda file: json.dump(_json_safe(metrics), file, indent=2, allow_nan=False))
         for task, task_probabilities in probabilities.items():
             for normalize, name in ((None, "counts"), ("true", "row-normalised")):
                 matrix = MulticlassConfusionMatrix(task_probabilities.shape[1], normalize=normalize)
@@ -190,6 +190,21 @@ def write_predictions(
             writer.writerow(row)
 
     atomic_write(path, write)
+
+
+def _json_safe(value: Any) -> Any:
+    """Make a value standard JSON.
+
+    An undefined metric (NaN, e.g. an AUC on one class) becomes ``null``; an infinite threshold (no image called
+    positive) the string ``"inf"``.
+    """
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    if isinstance(value, float) and np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
 
 
 def _publish(trainer: Trainer, figure: Figure, path: Path, tag: str) -> None:

@@ -27,14 +27,15 @@ def prediction_grid(images: Tensor, titles: Sequence[str], correct: Sequence[boo
     """
     count = len(images)
     rows = max(1, -(-count // columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    lines = max(title.count("\n") + 1 for title in titles) if titles else 1
+    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, (1.6 + 0.15 * lines) * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title, right in zip(axes.ravel()[:count], images, titles, correct, strict=True):
         pixels = image.float().permute(1, 2, 0).cpu().numpy()
         pixels = (pixels - pixels.min()) / max(float(np.ptp(pixels)), 1e-8)
         ax.imshow(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels, cmap="gray")
-        ax.set_title(title, fontsize=8, color="tab:green" if right else "tab:red")
+        ax.set_title(title, fontsize=7, color="tab:green" if right else "tab:red")
     figure.tight_layout()
     return figure
 
