@@ -91,3 +91,8 @@ def test_select_tasks_serves_only_those_labels(synthetic_idrid: Path, tmp_path: 
     assert "dme" in sample and "dr" not in sample
     with pytest.raises(ValueError, match=r"select_tasks names \['drr'\]; this data set labels \['dme', 'dr'\]"):
         _ = IDRiDDataModule(synthetic_idrid, select_tasks=["drr"]).tasks
+
+
+def test_binary_views_follow_the_selected_tasks(synthetic_idrid: Path) -> None:
+    assert IDRiDDataModule(synthetic_idrid).binary_views == {"referable_dr": ("dr", 2), "dme_present": ("dme", 1)}
+    assert IDRiDDataModule(synthetic_idrid, select_tasks=["dme"]).binary_views == {"dme_present": ("dme", 1)}

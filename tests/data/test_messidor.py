@@ -252,3 +252,10 @@ def test_data_module_folds_cover_the_set_and_never_validate_on_test(tmp_path: Pa
     assert MessidorDataModule(tmp_path, dr="grade", dme="binary").tasks == {"dr": 4, "dme": 2}
     with pytest.raises(ValueError, match="fold must be between 0 and 9"):
         MessidorDataModule(tmp_path, fold=10)
+
+
+def test_data_module_binary_views_follow_the_label_modes(tmp_path: Path) -> None:
+    from medcls.data import MessidorDataModule
+
+    assert MessidorDataModule(tmp_path).binary_views == {"dme_present": ("dme", 1)}  # referable DR is binary
+    assert MessidorDataModule(tmp_path, dr="grade", dme="binary").binary_views == {"referable_dr": ("dr", 2)}
