@@ -145,6 +145,8 @@ def binary_view(probabilities: np.ndarray, labels: np.ndarray, positive_from: in
     # Both columns summed from their own grades rather than 1 - P(positive), so rows that do not sum to exactly 1
     # (float32 softmax) are not distorted.
     binary = np.stack([probabilities[:, :positive_from].sum(1), probabilities[:, positive_from:].sum(1)], axis=1)
+    # float32 sums can land a rounding error above 1; they are probabilities.
+    binary = np.clip(binary, 0.0, 1.0)
     return binary, (labels >= positive_from).astype(np.int64)
 
 

@@ -248,3 +248,11 @@ def test_binary_view_of_referable_dr() -> None:
 def test_binary_view_needs_both_sides(positive_from: int) -> None:
     with pytest.raises(ValueError, match="positive_from"):
         binary_view(np.full((2, 5), 0.2), np.array([0, 4]), positive_from=positive_from)
+
+
+def test_binary_view_stays_a_probability_despite_float32_rounding() -> None:
+    # A float32 softmax output (seen in training) whose grades 1-4 sum to just above 1.
+    probabilities = np.array([[3.2554012e-11, 1.0344551e-02, 9.8965538e-01, 1.3994926e-07, 1.2254961e-09]], np.float32)
+    assert probabilities[:, 1:].sum(1)[0] > 1.0  # the rounding the view must absorb
+    view, _ = binary_view(probabilities, np.array([2]), positive_from=1)
+    assert view.min() >= 0.0 and view.max() <= 1.0
