@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import warnings
 from pathlib import Path
@@ -151,12 +152,20 @@ def _check_checkpoint(subcommand: str, config: Namespace) -> None:
     ckpt_path = config.get("ckpt_path")
     if ckpt_path is not None:
         _load_checkpoint(ckpt_path)
-    elif subcommand in EVALUATING_SUBCOMMANDS:
+    elif subcommand in EVALUATING_SUBCOMMANDS and getattr(_model_class(config), "needs_checkpoint", True):
         raise CheckpointError(
             f"'medcls {subcommand}' needs trained weights: pass --ckpt_path "
             "runs/<experiment>/version_<N>/checkpoints/best.ckpt (or last.ckpt). "
             "Without it the freshly initialised model would be evaluated."
         )
+
+
+def _model_class(config: Namespace) -> type | None:
+    """The configured model class (an ensemble brings its own weights and needs no ``--ckpt_path``)."""
+    if not isinstance(config.get("model"), Namespace):
+        return None
+    module, name = config.model.class_path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name, None)
 
 
 def main(args: list[str] | None = None) -> None:

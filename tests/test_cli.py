@@ -228,3 +228,28 @@ def test_canet_fit_test_round_trip_on_synthetic_fundus(tmp_path: Path, monkeypat
         "confusion_dr.png", "confusion_dme.png", "confusion_dr_normalised.png", "confusion_dme_normalised.png",
         "roc_referable_dr.png", "roc_dme_present.png", "predictions.png",
     }  # fmt: skip
+
+
+def test_ensemble_of_one_checkpoint_twice_equals_that_checkpoint(tutorial: list[str]) -> None:
+    main(["fit", *tutorial])
+    best = str(run_dirs()[0] / "checkpoints/best.ckpt")
+    main(["test", *tutorial, "--ckpt_path", best])
+    single = json.loads((run_dirs()[-1] / "metrics.json").read_text())
+    ensemble = ["--model", "medcls.models.Ensemble", "--model.init_args.checkpoints", f"[{best}, {best}]"]
+    main(["test", *tutorial, *ensemble])
+    twice = json.loads((run_dirs()[-1] / "metrics.json").read_text())
+    assert twice["digit"]["accuracy"] == single["digit"]["accuracy"]
+    assert twice["digit"]["auc"]["value"] == pytest.approx(single["digit"]["auc"]["value"], abs=1e-6)
+    main(["test", *tutorial, *ensemble, "--model.init_args.flip_tta", "true"])
+    with open(run_dirs()[-1] / "predictions.csv") as file:
+        assert len(list(csv.DictReader(file))) == 100
+
+
+def test_ensemble_of_other_tasks_is_refused(tutorial: list[str], tmp_path: Path) -> None:
+    main(["fit", *tutorial])
+    checkpoint = torch.load(run_dirs()[0] / "checkpoints/best.ckpt", weights_only=True)
+    checkpoint["hyper_parameters"]["tasks"] = {"letter": 10}  # a model of ten letters: same shapes, other task
+    other = tmp_path / "letters.ckpt"
+    torch.save(checkpoint, other)
+    with pytest.raises(SystemExit, match=r"ensemble member .*letters.ckpt was trained for tasks \{'letter': 10\}"):
+        main(["test", *tutorial, "--model", "medcls.models.Ensemble", "--model.init_args.checkpoints", f"[{other}]"])
