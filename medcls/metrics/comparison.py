@@ -1,0 +1,115 @@
+"""Several models' test predictions side by side: metrics with confidence intervals, DeLong p-values for AUCs."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from medcls.errors import DataError
+from medcls.io import atomic_write
+from medcls.metrics.binary import BinaryViews, binary_questions
+from medcls.metrics.evaluation import evaluate_task
+from medcls.metrics.stats import delong_test
+
+METRICS = ("auc", "accuracy", "kappa")
+"""The metrics of the comparison table, each with its 95 % confidence interval."""
+
+
+def read_predictions(path: Path) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Read a test ``predictions.csv`` of medcls: the ids, and per task the probabilities and true classes.
+
+    Raises:
+        DataError: If the file has no true classes (a ``predict`` output) or no task columns.
+    """
+    with open(path, newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows:
+        raise DataError(f"{path} has no predictions.")
+    tasks = [column.removesuffix("_pred") for column in rows[0] if column.endswith("_pred")]
+    if not tasks or any(task not in rows[0] for task in tasks):
+        raise DataError(f"{path} has no true classes: compare the predictions.csv of 'medcls test' runs.")
+    probabilities, labels = {}, {}
+    for task in tasks:
+        columns = sorted((c for c in rows[0] if c.startswith(f"{task}_prob_")), key=lambda c: int(c.rsplit("_", 1)[1]))
+        probabilities[task] = np.array([[float(row[c]) for c in columns] for row in rows])
+        labels[task] = np.array([int(row[task]) for row in rows])
+    return [row["id"] for row in rows], probabilities, labels
+
+
+def compare(
+    predictions: Mapping[str, Path], reference: str, views: BinaryViews, n_resamples: int = 1000, seed: int = 0
+) -> list[dict[str, object]]:
+    """One row per model and question: metrics with CIs; for binary questions, DeLong's test against the reference.
+
+    Args:
+        predictions: Model name -> its test ``predictions.csv``; all on the same images in the same order.
+        reference: The model the others' AUCs are compared with.
+        views: Binary views of graded tasks to add, e.g. ``{"referable_dr": ("dr", 2)}``.
+        n_resamples: Bootstrap resamples of each confidence interval.
+        seed: Seed of the resampling.
+
+    Raises:
+        DataError: If the files cover other images, or another order, than the reference's.
+    """
+    read = {name: read_predictions(Path(path)) for name, path in predictions.items()}
+    ids, _, _ = read[reference]
+    for name, (other_ids, _, _) in read.items():
+        if other_ids != ids:
+            raise DataError(f"{predictions[name]} holds other images (or another order) than {predictions[reference]}.")
+    questions = {name: _questions(probabilities, labels, views) for name, (_, probabilities, labels) in read.items()}
+    rows = []
+    for name, model_questions in questions.items():
+        for question, (probabilities, labels) in model_questions.items():
+            result = evaluate_task(probabilities, labels, n_resamples=n_resamples, seed=seed)
+            row: dict[str, object] = {"model": name, "question": question, "n": len(labels)}
+            for metric in METRICS:
+                row[metric] = result[metric]["value"]
+                row[f"{metric}_ci"] = (result[metric]["ci_low"], result[metric]["ci_high"])
+            if probabilities.shape[1] == 2 and name != reference:
+                test = delong_test(labels, questions[reference][question][0][:, 1], probabilities[:, 1])
+                row["auc_difference"], row["delong_p"] = -test.difference, test.p_value
+            rows.append(row)
+    return rows
+
+
+def _questions(
+    probabilities: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], views: BinaryViews
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    return {task: (p, labels[task]) for task, p in probabilities.items()} | binary_questions(
+        probabilities, labels, views
+    )
+
+
+def markdown_table(rows: Sequence[Mapping[str, object]], reference: str) -> str:
+    """The comparison as a markdown table; p-values are DeLong's test of the AUC against ``reference``."""
+    header = ["model", "question", "n", "AUC [95% CI]", "accuracy [95% CI]", "kappa [95% CI]"]
+    header += [f"AUC - {reference}", "p (DeLong)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in rows:
+        cells = [str(row["model"]), str(row["question"]), str(row["n"])]
+        cells += [f"{row[m]:.3f} [{row[f'{m}_ci'][0]:.3f}, {row[f'{m}_ci'][1]:.3f}]" for m in METRICS]
+        cells += [f"{row['auc_difference']:+.3f}", f"{row['delong_p']:.3g}"] if "delong_p" in row else ["", ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
+    """The comparison as CSV: one row per model and question, CIs as low/high columns."""
+    columns = ["model", "question", "n"]
+    for metric in METRICS:
+        columns += [metric, f"{metric}_ci_low", f"{metric}_ci_high"]
+    columns += ["auc_difference", "delong_p"]
+
+    def write(file: object) -> None:
+        writer = csv.DictWriter(file, columns)
+        writer.writeheader()
+        for row in rows:
+            flat = {key: value for key, value in row.items() if not key.endswith("_ci")}
+            for metric in METRICS:
+                flat[f"{metric}_ci_low"], flat[f"{metric}_ci_high"] = row[f"{metric}_ci"]
+            writer.writerow(flat)
+
+    atomic_write(path, write)
