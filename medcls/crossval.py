@@ -1,0 +1,92 @@
+"""k-fold cross-validation: every fold of a config trained and tested in turn, and one table of the results."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from medcls.io import atomic_write
+
+log = logging.getLogger(__name__)
+
+
+def run_folds(medcls: Callable[[list[str]], None], config_args: Sequence[str], num_folds: int, out: Path) -> list[dict]:
+    """Fit and test each fold (``--data.fold k``), skipping folds whose results are already in ``out``.
+
+    Each fold trains into its own experiment ``<out name>-fold<k>`` under ``out``; its test ``metrics.json``
+    is copied to ``out/fold<k>.json`` last, so an interrupted run resumes at the first unfinished fold.
+
+    Args:
+        medcls: The command, ``medcls.cli.main``.
+        config_args: The config and options of every fold, e.g. ``["--config", "configs/messidor/canet.yaml"]``.
+        num_folds: Number of folds (the data module's ``num_folds``).
+        out: Folder of the runs and results.
+
+    Returns:
+        The test metrics of every fold, in fold order.
+    """
+    results = []
+    for fold in range(num_folds):
+        done = out / f"fold{fold}.json"
+        if done.exists():
+            log.info("fold %d already done: %s", fold, done)
+        else:
+            run = [*config_args, "--data.fold", str(fold), "--data.num_folds", str(num_folds),
+                   "--trainer.logger.init_args.save_dir", str(out),
+                   "--trainer.logger.init_args.name", f"{out.name}-fold{fold}"]  # fmt: skip
+            medcls(["fit", *run])
+            medcls(["test", *run, "--ckpt_path", "best"])
+            test_runs = sorted((out / f"{out.name}-fold{fold}").glob("version_*"), key=lambda p: p.stat().st_mtime)
+            metrics = (test_runs[-1] / "metrics.json").read_text()
+            atomic_write(done, lambda file, text=metrics: file.write(text))
+        results.append(json.loads(done.read_text()))
+    return results
+
+
+def summarise(results: Sequence[dict]) -> list[dict[str, object]]:
+    """Mean, standard deviation and 95 % t-interval of the mean over folds, per question and metric.
+
+    Args:
+        results: The test ``metrics.json`` of each fold.
+    """
+    rows = []
+    first = results[0]
+    for question, metrics in first.items():
+        if not isinstance(metrics, dict) or question == "operating_points":
+            continue
+        if "value" in metrics:  # a metric of its own, e.g. the joint accuracy
+            metrics = {"": metrics}
+        for metric in metrics:
+            values = np.array([_value(fold, question, metric) for fold in results], dtype=float)
+            values = values[np.isfinite(values)]
+            if len(values) == 0:
+                continue
+            mean, sd = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
+            half = stats.t.ppf(0.975, len(values) - 1) * sd / np.sqrt(len(values)) if len(values) > 1 else 0.0
+            name = metric or question
+            rows.append({"question": question, "metric": name, "folds": len(values), "mean": mean, "sd": sd,
+                         "ci_low": mean - half, "ci_high": mean + half})  # fmt: skip
+    return rows
+
+
+def _value(fold: dict, question: str, metric: str) -> float:
+    entry = fold.get(question, {})
+    entry = entry if not metric else entry.get(metric, {})
+    value = entry.get("value") if isinstance(entry, dict) else None
+    return np.nan if value is None or isinstance(value, str) else value
+
+
+def markdown_table(rows: Sequence[dict]) -> str:
+    """The cross-validation summary as markdown: mean +- SD and the 95 % CI of the mean, per metric."""
+    lines = ["| question | metric | folds | mean +- SD | 95% CI of the mean |", "| --- | --- | --- | --- | --- |"]
+    for row in rows:
+        lines.append(
+            f"| {row['question']} | {row['metric']} | {row['folds']} | {row['mean']:.3f} +- {row['sd']:.3f} "
+            f"| [{row['ci_low']:.3f}, {row['ci_high']:.3f}] |"
+        )
+    return "\n".join(lines) + "\n"
