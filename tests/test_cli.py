@@ -56,6 +56,8 @@ def test_fit_test_predict_round_trip(tutorial: list[str]) -> None:
     assert (test_run / "confusion_digit.png").stat().st_size > 0
     assert (test_run / "confusion_digit_normalised.png").stat().st_size > 0
     assert (test_run / "predictions.png").stat().st_size > 0
+    final = {tag for event in test_run.glob("events.out.tfevents.*") for tag in _scalar_tags(event)}
+    assert {"hp/digit/accuracy", "hp/digit/auc", "hp/digit/kappa"} <= final  # the metrics of the hparams view
     images = {tag for event in test_run.glob("events.out.tfevents.*") for tag in _image_tags(event)}
     assert {"test/confusion/digit", "test/confusion_normalised/digit", "test/predictions"} <= images
 

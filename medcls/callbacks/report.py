@@ -116,6 +116,16 @@ class EvaluationReport(Callback):
             figure = roc_figure(question[:, 1], truth, marked, f"{name}: ROC on test", metrics[name]["auc"]["value"])
             _publish(trainer, figure, out / f"roc_{name}.png", f"test/roc/{name}")
         self._publish_grid(trainer, out, probabilities, labels)
+        final = {
+            f"hp/{question}/{metric}": value["value"]
+            for question, results in metrics.items()
+            if isinstance(results, dict) and question != "operating_points"
+            for metric, value in ({"": results} if "value" in results else results).items()
+            if np.isfinite(value["value"])
+        }
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):  # TensorBoard's HPARAMS view: the run's settings and results
+                logger.log_hyperparams(pl_module.hparams, {key.rstrip("/"): value for key, value in final.items()})
         log.info("Test report written to %s", out)
 
     def evaluate(
