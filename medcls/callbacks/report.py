@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from medcls.distributed import gather_unique
 from medcls.io import atomic_write
 from medcls.metrics.binary import binary_questions
 from medcls.metrics.evaluation import evaluate_task
@@ -56,13 +57,14 @@ class EvaluationReport(Callback):
         self._reset()
 
     def _reset(self) -> None:
+        self.collected_ids: list[str] = []
         self.ids: list[str] = []
         self.labels: dict[str, list[Tensor]] = {}
         self.probabilities: dict[str, list[Tensor]] = {}
         self.images: list[Tensor] = []
 
     def _collect(self, batch: Mapping[str, Any], probabilities: Mapping[str, Tensor], labelled: bool) -> None:
-        self.ids.extend(batch["id"])
+        self.collected_ids.extend(batch["id"])
         for task, task_probabilities in probabilities.items():
             self.probabilities.setdefault(task, []).append(task_probabilities.detach().cpu())
             if labelled:
@@ -88,11 +90,10 @@ class EvaluationReport(Callback):
         self._collect(batch, outputs["probabilities"], labelled=False)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
+        probabilities, labels = self._gathered(self.probabilities), self._gathered(self.labels)
+        out = Path(trainer.log_dir or trainer.default_root_dir)  # a collective call under DDP: on every process
         if not trainer.is_global_zero:
             return
-        out = Path(trainer.log_dir or trainer.default_root_dir)
-        probabilities = {task: torch.cat(p) for task, p in self.probabilities.items()}
-        labels = {task: torch.cat(y) for task, y in self.labels.items()}
         write_predictions(out / "predictions.csv", self.ids, probabilities, labels)
         scores = {task: p.numpy() for task, p in probabilities.items()}
         truths = {task: y.numpy() for task, y in labels.items()}
@@ -102,7 +103,8 @@ class EvaluationReport(Callback):
         atomic_write(out / "metrics.json", lambda file: json.dump(_json_safe(metrics), file, indent=2, allow_nan=False))
         for task, task_probabilities in probabilities.items():
             for normalize, name in ((None, "counts"), ("true", "row-normalised")):
-                matrix = MulticlassConfusionMatrix(task_probabilities.shape[1], normalize=normalize)
+                classes = task_probabilities.shape[1]  # gathered already: no sync with the other processes
+                matrix = MulticlassConfusionMatrix(classes, normalize=normalize, sync_on_compute=False)
                 matrix.update(task_probabilities, labels[task])
                 figure, ax = matrix.plot()
                 ax.set_title(f"{task}: confusion matrix, {name} (rows: true, columns: predicted)", fontsize=9)
@@ -127,6 +129,12 @@ class EvaluationReport(Callback):
             if isinstance(logger, TensorBoardLogger):  # TensorBoard's HPARAMS view: the run's settings and results
                 logger.log_hyperparams(pl_module.hparams, {key.rstrip("/"): value for key, value in final.items()})
         log.info("Test report written to %s", out)
+
+    def _gathered(self, parts: Mapping[str, list[Tensor]]) -> dict[str, Tensor]:
+        """This epoch's rows of every process, each image once, ordered by id (``self.ids`` follows)."""
+        ids, rows = gather_unique(self.collected_ids, {name: torch.cat(chunks) for name, chunks in parts.items()})
+        self.ids = ids
+        return rows
 
     def evaluate(
         self,
@@ -173,10 +181,11 @@ class EvaluationReport(Callback):
         _publish(trainer, prediction_grid(shown, titles, correct), out / "predictions.png", "test/predictions")
 
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
+        probabilities = self._gathered(self.probabilities)
+        path = Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv"  # collective under DDP
         if not trainer.is_global_zero:
             return
-        path = Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv"
-        write_predictions(path, self.ids, {task: torch.cat(p) for task, p in self.probabilities.items()})
+        write_predictions(path, self.ids, probabilities)
         log.info("Predictions written to %s", path)
 
 

@@ -220,8 +220,10 @@ class FundusDataModule(TaskDataModule):
         self.train_set = CachedImageDataset(self.splits["train"], cache, self.train_transform, tasks)
         self.val_set = CachedImageDataset(self.splits["val"], cache, self.eval_transform, tasks)
         self.test_set = CachedImageDataset(self.splits["test"], cache, self.eval_transform, tasks)
-        if self.trainer is not None and self.trainer.logger is not None and self.trainer.is_global_zero:
-            self.write_splits(Path(self.trainer.log_dir) / "splits.csv")
+        if self.trainer is not None and self.trainer.logger is not None:
+            log_dir = self.trainer.log_dir  # a collective call under DDP: on every process
+            if self.trainer.is_global_zero:
+                self.write_splits(Path(log_dir) / "splits.csv")
 
     def group_of(self, image_id: str) -> str:
         """The group of an image, as its reader defined it (e.g. both images of a duplicate pair)."""

@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torchmetrics import MeanMetric
 
+from medcls.distributed import gather_unique
 from medcls.errors import CheckpointError
 from medcls.metrics.binary import binary_questions, choose_operating_points
 from medcls.metrics.collection import JointAccuracy, task_metrics
@@ -121,7 +122,7 @@ class Classifier(LightningModule):
         self.train_loss = MeanMetric()
         self.binary_views = dict(binary_views or {})
         self.operating_points: dict[str, dict[str, float]] = {}
-        self.validation_outputs: list[tuple[dict[str, Tensor], dict[str, Tensor]]] = []
+        self.validation_outputs: list[tuple[list[str], dict[str, Tensor]]] = []
 
     def setup(self, stage: str) -> None:
         """Fetch the class weights of the training split, if the loss uses them."""
@@ -196,9 +197,8 @@ class Classifier(LightningModule):
             self.joint_accuracy[stage].update(probabilities, batch)
             self.log(f"{stage}/joint_accuracy", self.joint_accuracy[stage], batch_size=batch_size)
         if stage == "val" and (self.binary_views or 2 in self.tasks.values()):
-            self.validation_outputs.append(
-                ({t: p.detach().cpu() for t, p in probabilities.items()}, {t: batch[t].cpu() for t in self.tasks})
-            )
+            rows = {f"p_{t}": p.detach().cpu() for t, p in probabilities.items()}
+            self.validation_outputs.append((list(batch["id"]), rows | {f"y_{t}": batch[t].cpu() for t in self.tasks}))
         return probabilities
 
     def on_validation_epoch_end(self) -> None:
@@ -206,19 +206,14 @@ class Classifier(LightningModule):
         outputs, self.validation_outputs = self.validation_outputs, []
         if self.trainer.sanity_checking or not outputs:
             return
-        probabilities = {t: self._gathered([p[t] for p, _ in outputs]) for t in self.tasks}
-        labels = {t: self._gathered([y[t] for _, y in outputs]) for t in self.tasks}
+        ids = [image_id for batch_ids, _ in outputs for image_id in batch_ids]
+        _, rows = gather_unique(ids, {name: torch.cat([r[name] for _, r in outputs]) for name in outputs[0][1]})
+        probabilities = {t: rows[f"p_{t}"].numpy() for t in self.tasks}
+        labels = {t: rows[f"y_{t}"].numpy() for t in self.tasks}
         targets = {"sensitivity": self.hparams.target_sensitivity, "specificity": self.hparams.target_specificity}
         for name, (question, truth) in binary_questions(probabilities, labels, self.binary_views).items():
             if len(np.unique(truth)) == 2:  # a validation set with one class only has no ROC
                 self.operating_points[name] = choose_operating_points(question, truth, **targets)
-
-    def _gathered(self, parts: list[Tensor]) -> np.ndarray:
-        """Concatenate per-batch tensors; under DDP, across all processes."""
-        local = torch.cat(parts)
-        if self.trainer.world_size > 1:
-            local = self.all_gather(local.to(self.device)).flatten(0, 1).cpu()
-        return local.numpy()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the operating points chosen on validation."""
