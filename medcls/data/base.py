@@ -131,6 +131,8 @@ class FundusDataModule(TaskDataModule):
             C x H x W tensor (default: random resized crop to ``input_size``, flips, ImageNet normalisation).
         eval_transforms: Validation/test pipeline (default: resize to ``input_size``, ImageNet normalisation).
         select_tasks: Learn only these of the data set's tasks (e.g. ``[dr]`` for a DR-only model); default all.
+        binary_views: The binary questions of graded tasks to evaluate, name -> [task, lowest positive grade]
+            (e.g. ``{severe_dr: [dr, 3]}``); default: the data set's own (IDRiD: referable DR, DME present).
         balance: Draw training images with a class-balanced sampler over this task.
         batch_size: Images per training batch.
         eval_batch_size: Images per validation, test and prediction batch.
@@ -150,6 +152,7 @@ class FundusDataModule(TaskDataModule):
         train_transforms: list[nn.Module] | None = None,
         eval_transforms: list[nn.Module] | None = None,
         select_tasks: list[str] | None = None,
+        binary_views: dict[str, tuple[str, int]] | None = None,
         balance: str | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -164,6 +167,7 @@ class FundusDataModule(TaskDataModule):
         self.train_transform = v2.Compose(train_transforms or default_train_transforms(input_size))
         self.eval_transform = v2.Compose(eval_transforms or default_eval_transforms(input_size))
         self.select_tasks = select_tasks
+        self.chosen_views = binary_views
         self.balance = balance
         self.splits: dict[str, list[Record]] = {}
         self.groups: dict[str, str] = {}
@@ -183,8 +187,9 @@ class FundusDataModule(TaskDataModule):
 
     @property
     def binary_views(self) -> dict[str, tuple[str, int]]:
-        """The data set's binary views (``label_views``) of the tasks learnt."""
-        return {name: view for name, view in self.label_views.items() if view[0] in self.tasks}
+        """The binary views (the chosen ones, else the data set's ``label_views``) of the tasks learnt."""
+        views = self.label_views if self.chosen_views is None else self.chosen_views
+        return {name: (task, int(grade)) for name, (task, grade) in views.items() if task in self.tasks}
 
     def split_records(self) -> dict[str, list[Record]]:
         """Read the data set and split it: ``{"train": [...], "val": [...], "test": [...]}``."""

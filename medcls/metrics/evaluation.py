@@ -109,7 +109,7 @@ def evaluate_task(
         for k in range(num_classes):
             add(f"auc_class_{k}", _binary_auc, labels == k, probabilities[:, k])
     add("kappa", partial(_quadratic_kappa, num_classes=num_classes), labels, predictions)
-    for name, index in (("precision", 0), ("recall", 1), ("f1", 2)):
+    for name, index in (("precision", 0), ("recall", 1), ("f1", 2), ("specificity", 3), ("npv", 4)):
         add(name, partial(_averaged_rate, num_classes=num_classes, index=index), labels, predictions)
 
     for point, threshold in (operating_points or {}).items():
@@ -228,13 +228,17 @@ def _balanced_accuracy(labels: np.ndarray, predictions: np.ndarray, num_classes:
 
 
 def _averaged_rate(labels: np.ndarray, predictions: np.ndarray, num_classes: int, index: int) -> float:
-    """Precision (``index`` 0), recall (1) or F1 (2): of class 1 if binary, else macro over the classes seen."""
+    """One rate of the argmax predictions, of class 1 if binary, else macro over the classes seen (one vs rest).
+
+    ``index``: 0 precision (PPV), 1 recall (sensitivity), 2 F1, 3 specificity, 4 NPV.
+    """
     matrix = _confusion_matrix(labels, predictions, num_classes)
     true_positives = np.diag(matrix).astype(np.float64)
     predicted, actual = matrix.sum(0), matrix.sum(1)
+    true_negatives = matrix.sum() - predicted - actual + true_positives
     # Zero where the denominator is zero, as scikit-learn's default zero_division does.
-    denominators = (predicted, actual, predicted + actual)
-    numerators = (true_positives, true_positives, 2 * true_positives)
+    denominators = (predicted, actual, predicted + actual, matrix.sum() - actual, matrix.sum() - predicted)
+    numerators = (true_positives, true_positives, 2 * true_positives, true_negatives, true_negatives)
     rates = np.divide(numerators[index], denominators[index], out=np.zeros(num_classes), where=denominators[index] > 0)
     if num_classes == 2:
         return float(rates[1])

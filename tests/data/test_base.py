@@ -96,3 +96,5 @@ def test_select_tasks_serves_only_those_labels(synthetic_idrid: Path, tmp_path: 
 def test_binary_views_follow_the_selected_tasks(synthetic_idrid: Path) -> None:
     assert IDRiDDataModule(synthetic_idrid).binary_views == {"referable_dr": ("dr", 2), "dme_present": ("dme", 1)}
     assert IDRiDDataModule(synthetic_idrid, select_tasks=["dme"]).binary_views == {"dme_present": ("dme", 1)}
+    chosen = IDRiDDataModule(synthetic_idrid, binary_views={"severe_dr": ("dr", 3)})
+    assert chosen.binary_views == {"severe_dr": ("dr", 3)}

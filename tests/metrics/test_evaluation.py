@@ -7,7 +7,7 @@ from scipy.stats import rankdata
 
 from medcls.metrics.evaluation import OPERATING_POINT_RATES, binary_view, evaluate_task
 
-ARGMAX_METRICS = ("accuracy", "balanced_accuracy", "kappa", "precision", "recall", "f1")
+ARGMAX_METRICS = ("accuracy", "balanced_accuracy", "kappa", "precision", "recall", "f1", "specificity", "npv")
 
 
 def random_task(n: int, num_classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -66,6 +66,9 @@ def test_metrics_match_independent_references(num_classes: int) -> None:
     got = values(probabilities, labels)
 
     rates = np.array([reference_class_rates(labels, predictions, k) for k in range(num_classes)])
+    negatives = [(labels != k, predictions != k) for k in range(num_classes)]
+    specificity = [np.sum(truly & called) / np.sum(truly) for truly, called in negatives]
+    npv = [np.sum(truly & called) / np.sum(called) for truly, called in negatives]
     expected = {
         "n": 90,
         "accuracy": np.mean(predictions == labels),
@@ -75,11 +78,13 @@ def test_metrics_match_independent_references(num_classes: int) -> None:
     if num_classes == 2:
         expected["auc"] = pairwise_auc(labels == 1, probabilities[:, 1])
         expected.update(precision=rates[1, 0], recall=rates[1, 1], f1=rates[1, 2])
+        expected.update(specificity=specificity[1], npv=npv[1])
     else:
         class_aucs = [pairwise_auc(labels == k, probabilities[:, k]) for k in range(num_classes)]
         expected["auc"] = np.mean(class_aucs)
         expected.update({f"auc_class_{k}": auc for k, auc in enumerate(class_aucs)})
         expected.update(precision=rates[:, 0].mean(), recall=rates[:, 1].mean(), f1=rates[:, 2].mean())
+        expected.update(specificity=np.mean(specificity), npv=np.mean(npv))
     assert set(got) == set(expected)
     for name, value in expected.items():
         assert got[name] == pytest.approx(value, abs=1e-12), name
@@ -256,3 +261,23 @@ def test_binary_view_stays_a_probability_despite_float32_rounding() -> None:
     assert probabilities[:, 1:].sum(1)[0] > 1.0  # the rounding the view must absorb
     view, _ = binary_view(probabilities, np.array([2]), positive_from=1)
     assert view.min() >= 0.0 and view.max() <= 1.0
+
+
+def test_specificity_and_npv_of_the_argmax_predictions() -> None:
+    # Binary: TP 3, FN 0, FP 1, TN 6 -> sensitivity 1, specificity 6/7, NPV 1.
+    labels = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0])
+    positive = np.array([0.9, 0.8, 0.7, 0.6, 0.1, 0.2, 0.3, 0.1, 0.2, 0.4])
+    result = evaluate_task(np.stack([1 - positive, positive], 1), labels, n_resamples=20)
+    assert result["recall"]["value"] == 1.0 and result["specificity"]["value"] == pytest.approx(6 / 7)
+    assert result["npv"]["value"] == 1.0 and result["precision"]["value"] == pytest.approx(3 / 4)
+    # Three classes: macro one-vs-rest, computed here from the confusion matrix by hand.
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 2, 0, 2])
+    result = evaluate_task(np.eye(3)[predicted] * 0.8 + 0.2 / 3, labels, n_resamples=20)
+    specificity, npv = [], []
+    for k in range(3):
+        tn = np.sum((labels != k) & (predicted != k))
+        specificity.append(tn / np.sum(labels != k))
+        npv.append(tn / np.sum(predicted != k))
+    assert result["specificity"]["value"] == pytest.approx(np.mean(specificity))
+    assert result["npv"]["value"] == pytest.approx(np.mean(npv))
