@@ -11,6 +11,7 @@ import numpy as np
 from scipy import stats
 
 from medcls.io import atomic_write
+from medcls.metrics.evaluation import metric_values
 
 log = logging.getLogger(__name__)
 
@@ -54,31 +55,18 @@ def summarise(results: Sequence[dict]) -> list[dict[str, object]]:
     Args:
         results: The test ``metrics.json`` of each fold.
     """
+    per_fold = [metric_values(fold) for fold in results]
     rows = []
-    first = results[0]
-    for question, metrics in first.items():
-        if not isinstance(metrics, dict) or question == "operating_points":
+    for question, metric in per_fold[0]:
+        values = np.array([fold.get((question, metric), np.nan) for fold in per_fold])
+        values = values[np.isfinite(values)]
+        if len(values) == 0:
             continue
-        if "value" in metrics:  # a metric of its own, e.g. the joint accuracy
-            metrics = {"": metrics}
-        for metric in metrics:
-            values = np.array([_value(fold, question, metric) for fold in results], dtype=float)
-            values = values[np.isfinite(values)]
-            if len(values) == 0:
-                continue
-            mean, sd = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
-            half = stats.t.ppf(0.975, len(values) - 1) * sd / np.sqrt(len(values)) if len(values) > 1 else 0.0
-            name = metric or question
-            rows.append({"question": question, "metric": name, "folds": len(values), "mean": mean, "sd": sd,
-                         "ci_low": mean - half, "ci_high": mean + half})  # fmt: skip
+        mean, sd = values.mean(), values.std(ddof=1) if len(values) > 1 else 0.0
+        half = stats.t.ppf(0.975, len(values) - 1) * sd / np.sqrt(len(values)) if len(values) > 1 else 0.0
+        rows.append({"question": question, "metric": metric or question, "folds": len(values), "mean": mean,
+                     "sd": sd, "ci_low": mean - half, "ci_high": mean + half})  # fmt: skip
     return rows
-
-
-def _value(fold: dict, question: str, metric: str) -> float:
-    entry = fold.get(question, {})
-    entry = entry if not metric else entry.get(metric, {})
-    value = entry.get("value") if isinstance(entry, dict) else None
-    return np.nan if value is None or isinstance(value, str) else value
 
 
 def markdown_table(rows: Sequence[dict]) -> str:

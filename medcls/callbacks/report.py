@@ -21,7 +21,7 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from medcls.distributed import gather_unique
 from medcls.io import atomic_write
 from medcls.metrics.binary import binary_questions
-from medcls.metrics.evaluation import evaluate_task
+from medcls.metrics.evaluation import evaluate_task, metric_values
 from medcls.metrics.figures import prediction_grid, roc_figure
 from medcls.metrics.stats import bootstrap_ci
 
@@ -118,16 +118,10 @@ class EvaluationReport(Callback):
             figure = roc_figure(question[:, 1], truth, marked, f"{name}: ROC on test", metrics[name]["auc"]["value"])
             _publish(trainer, figure, out / f"roc_{name}.png", f"test/roc/{name}")
         self._publish_grid(trainer, out, probabilities, labels)
-        final = {
-            f"hp/{question}/{metric}": value["value"]
-            for question, results in metrics.items()
-            if isinstance(results, dict) and question != "operating_points"
-            for metric, value in ({"": results} if "value" in results else results).items()
-            if np.isfinite(value["value"])
-        }
+        final = {f"hp/{q}/{m}".rstrip("/"): v for (q, m), v in metric_values(metrics).items() if np.isfinite(v)}
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):  # TensorBoard's HPARAMS view: the run's settings and results
-                logger.log_hyperparams(pl_module.hparams, {key.rstrip("/"): value for key, value in final.items()})
+                logger.log_hyperparams(pl_module.hparams, final)
         log.info("Test report written to %s", out)
 
     def _gathered(self, parts: Mapping[str, list[Tensor]]) -> dict[str, Tensor]:
