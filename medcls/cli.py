@@ -10,13 +10,13 @@ from typing import Any
 
 import torch
 from jsonargparse import Namespace
-from lightning.pytorch import LightningModule
+from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 import medcls.models  # noqa: F401  (imported so that configs can name models and nets by class name alone)
 import medcls.nets  # noqa: F401
-from medcls.callbacks import EvaluationReport
+from medcls.callbacks import EarlyStopping, EvaluationReport
 from medcls.data import TaskDataModule
 from medcls.errors import CheckpointError, MedclsError
 
@@ -42,8 +42,18 @@ class MedclsCLI(LightningCLI):
                 "checkpoint.auto_insert_metric_name": False,
             }
         )
+        parser.add_lightning_class_args(EarlyStopping, "early_stopping")
+        parser.link_arguments("checkpoint.monitor", "early_stopping.monitor")
+        parser.link_arguments("checkpoint.mode", "early_stopping.mode")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.add_lightning_class_args(EvaluationReport, "report")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer, without the learning-rate monitor in runs without a logger (where it would refuse to run)."""
+        trainer = super().instantiate_trainer(**kwargs)
+        if not trainer.loggers:
+            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, LearningRateMonitor)]
+        return trainer
 
     def _parse_ckpt_path(self) -> None:
         """Do nothing: ``parse_arguments`` already took the checkpoint's classes as defaults.
@@ -56,18 +66,28 @@ class MedclsCLI(LightningCLI):
         """Parse with the model and data of ``--ckpt_path`` as defaults; refuse to evaluate without one."""
         argv = sys.argv[1:] if args is None else args
         if isinstance(argv, list):
-            subcommand = next((arg for arg in argv if arg in self._subcommand_parsers), None)
+            subcommands = getattr(self, "_subcommand_parsers", {})  # none when built with run=False
+            subcommand = next((arg for arg in argv if arg in subcommands), None)
             ckpt_path = _option_value(argv, "--ckpt_path")
             if subcommand and ckpt_path and ckpt_path not in RUN_CHECKPOINTS:
-                self._subcommand_parsers[subcommand].set_defaults(_classes_of(_load_checkpoint(ckpt_path)))
+                subcommands[subcommand].set_defaults(_classes_of(_load_checkpoint(ckpt_path)))
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
-        if subcommand:
-            config = self.config[subcommand]
-            _name_experiment(config)
-            if config.ckpt_path in RUN_CHECKPOINTS:
-                config.ckpt_path = str(_latest_run_checkpoint(config, config.ckpt_path))
-            _check_checkpoint(subcommand, config)
+        config = self.config[subcommand] if subcommand else self.config
+        _name_experiment(config)
+        if not subcommand:
+            return
+        if config.checkpoint.save_top_k != 1 and "{" not in config.checkpoint.filename:
+            raise MedclsError(
+                f"--checkpoint.save_top_k {config.checkpoint.save_top_k} keeps several checkpoints, but they would "
+                f"all be named {config.checkpoint.filename!r}; give them distinct names, e.g. "
+                "--checkpoint.filename 'epoch{epoch:03d}'."
+            )
+        if config.ckpt_path in RUN_CHECKPOINTS:
+            config.ckpt_path = str(_latest_run_checkpoint(config, config.ckpt_path))
+        _check_checkpoint(subcommand, config)
+        if subcommand == "fit" and config.ckpt_path:
+            _continue_run(config)
 
 
 def _tensorboard_logger(config: Namespace) -> Namespace | None:
@@ -85,18 +105,46 @@ def _name_experiment(config: Namespace) -> None:
 
 
 def _latest_run_checkpoint(config: Namespace, which: str) -> Path:
-    """The newest ``best.ckpt`` or ``last.ckpt`` among the runs of the configured experiment."""
+    """The best or last checkpoint of the newest run of the configured experiment.
+
+    The best is ``best.ckpt``, or with top-k checkpoints under other names, the best one ``last.ckpt`` records.
+    """
     logger = _tensorboard_logger(config)
     if logger is None:
         raise CheckpointError(f"--ckpt_path {which} needs the TensorBoard logger to find the runs; pass a path.")
     runs = Path(logger.init_args.save_dir) / logger.init_args.name
-    found = sorted(runs.glob(f"version_*/checkpoints/{which}.ckpt"), key=lambda path: path.stat().st_mtime)
+    found = sorted(runs.glob("version_*/checkpoints/*.ckpt"), key=lambda path: path.stat().st_mtime)
     if not found:
         raise CheckpointError(
-            f"--ckpt_path {which}: no run of experiment {runs} has checkpoints/{which}.ckpt; "
+            f"--ckpt_path {which}: experiment {runs} has no run with checkpoints; "
             "train one with 'medcls fit' first, or pass the path of a checkpoint."
         )
-    return found[-1]
+    checkpoints = found[-1].parent
+    path = checkpoints / f"{which}.ckpt"
+    if which == "best" and not path.exists() and (checkpoints / "last.ckpt").exists():
+        path = Path(_recorded_best(_load_checkpoint(str(checkpoints / "last.ckpt"))) or path)
+    if not path.exists():
+        raise CheckpointError(f"--ckpt_path {which}: the newest run of {runs} has no {path}; pass a checkpoint's path.")
+    return path
+
+
+def _recorded_best(checkpoint: dict[str, Any]) -> str | None:
+    """The path of the best checkpoint, as the checkpoint callback recorded it."""
+    for key, state in checkpoint.get("callbacks", {}).items():
+        if key.startswith("ModelCheckpoint") and state.get("best_model_path"):
+            return state["best_model_path"]
+    return None
+
+
+def _continue_run(config: Namespace) -> None:
+    """Resume a fit in the run folder of its checkpoint, so that its logs and checkpoints continue there."""
+    logger = _tensorboard_logger(config)
+    if logger is None or logger.init_args.get("version") is not None:
+        return
+    checkpoints = Path(config.ckpt_path).resolve().parent
+    experiment = (Path(logger.init_args.save_dir) / logger.init_args.name).resolve()
+    if checkpoints.name == "checkpoints" and checkpoints.parent.parent == experiment:
+        logger.init_args.version = checkpoints.parent.name
 
 
 def _experiment_name(config: Namespace) -> str:
@@ -168,12 +216,16 @@ def _model_class(config: Namespace) -> type | None:
     return getattr(importlib.import_module(module), name, None)
 
 
-def main(args: list[str] | None = None) -> None:
-    """Run ``medcls fit | validate | test | predict``; ``args`` defaults to the command line."""
+def main(args: list[str] | None = None, *, run: bool = True) -> MedclsCLI:
+    """Run ``medcls fit | validate | test | predict``; ``args`` defaults to the command line.
+
+    With ``run=False`` the arguments take no subcommand: the CLI is returned with its trainer, model and data
+    module built but not run, for scripts that drive them (e.g. ``scripts/lr_find.py``).
+    """
     # Raised inside Lightning by the newest torch; nothing a user can act on.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     try:
-        MedclsCLI(
+        return MedclsCLI(
             LightningModule,
             TaskDataModule,
             subclass_mode_model=True,
@@ -188,6 +240,7 @@ def main(args: list[str] | None = None) -> None:
                 }
             },
             args=args,
+            run=run,
         )
     except MedclsError as error:
         sys.exit(f"medcls: error: {error}")

@@ -2,15 +2,21 @@ import copy
 import csv
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from lightning.pytorch import Callback, LightningModule, Trainer
 
 from medcls.cli import main
 
-CONFIG_DIR = Path(__file__).parents[1] / "configs"
+REPO = Path(__file__).parents[1]
+CONFIG_DIR = REPO / "configs"
 PRESET_DIRS = ("transforms",)  # stacked onto a whole config, never used alone
 CONFIGS = sorted(c for c in CONFIG_DIR.rglob("*.yaml") if c.parent.name not in PRESET_DIRS)
 PRESETS = sorted(c for c in CONFIG_DIR.rglob("*.yaml") if c.parent.name in PRESET_DIRS)
@@ -171,16 +177,44 @@ def _image_tags(event_file: Path) -> set[str]:
     return set(accumulator.Tags()["images"])
 
 
-def test_best_and_last_name_the_newest_run_of_the_experiment(tutorial: list[str]) -> None:
-    with pytest.raises(SystemExit, match=r"no run of experiment runs/mnist-tutorial has checkpoints/best.ckpt"):
+def test_best_and_last_name_the_newest_run_and_a_resumed_fit_continues_in_it(tutorial: list[str]) -> None:
+    with pytest.raises(SystemExit, match=r"experiment runs/mnist-tutorial has no run with checkpoints"):
         main(["test", *tutorial, "--ckpt_path", "best"])
     main(["fit", *tutorial])
+    main(["fit", *tutorial])
     main(["fit", *tutorial, "--ckpt_path", "last", "--trainer.max_epochs", "2"])
-    first, resumed = run_dirs()
+    first, resumed = run_dirs()  # the resumed fit wrote into the newest run, not into a third
     assert torch.load(resumed / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 1
+    assert torch.load(first / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 0
     main(["test", *tutorial, "--ckpt_path", "best"])
     config = yaml.safe_load((run_dirs()[-1] / "config.yaml").read_text())
     assert config["ckpt_path"] == str(resumed / "checkpoints/best.ckpt")
+
+
+def test_top_k_checkpoints_and_the_best_of_them(tutorial: list[str]) -> None:
+    with pytest.raises(SystemExit, match="would all be named 'best'"):
+        main(["fit", *tutorial, "--checkpoint.save_top_k", "2"])
+    top_2 = ["--checkpoint.save_top_k", "2", "--checkpoint.filename", "epoch{epoch}", "--trainer.max_epochs", "3"]
+    main(["fit", *tutorial, *top_2])
+    (run,) = run_dirs()
+    assert len({p.name for p in (run / "checkpoints").iterdir()} - {"last.ckpt"}) == 2
+    state = _checkpointing_state(torch.load(run / "checkpoints/last.ckpt", weights_only=True))
+    best_scores = {Path(path).name: float(score) for path, score in state["best_k_models"].items()}
+    main(["test", *tutorial, "--ckpt_path", "best"])
+    config = yaml.safe_load((run_dirs()[-1] / "config.yaml").read_text())
+    assert Path(config["ckpt_path"]).name == min(best_scores, key=best_scores.get)
+
+
+def test_early_stopping_after_patience_validations_without_improvement(tutorial: list[str]) -> None:
+    # A min_delta no change can beat: only the first validation improves (on infinity).
+    main(["fit", *tutorial, "--trainer.max_epochs", "4", "--early_stopping.patience", "1",
+          "--early_stopping.min_delta", "100", "--checkpoint.monitor", "val/digit/accuracy",
+          "--checkpoint.mode", "max"])  # fmt: skip
+    main(["fit", *tutorial, "--trainer.max_epochs", "2", "--early_stopping.min_delta", "100"])  # no patience: off
+    stopped, full = run_dirs()
+    assert torch.load(stopped / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 1
+    assert torch.load(full / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 1
+    assert yaml.safe_load((stopped / "config.yaml").read_text())["early_stopping"]["patience"] == 1
 
 
 def test_checkpoint_restores_without_the_pretrained_weights_file(tutorial: list[str], tmp_path: Path) -> None:
@@ -255,3 +289,62 @@ def test_ensemble_of_other_tasks_is_refused(tutorial: list[str], tmp_path: Path)
     torch.save(checkpoint, other)
     with pytest.raises(SystemExit, match=r"ensemble member .*letters.ckpt was trained for tasks \{'letter': 10\}"):
         main(["test", *tutorial, "--model", "medcls.models.Ensemble", "--model.init_args.checkpoints", f"[{other}]"])
+
+
+class KillMidEpoch(Callback):
+    """SIGKILLs its own process in the middle of the second epoch, as a pre-empted job or the OOM killer would."""
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int) -> None:
+        if trainer.current_epoch == 1 and batch_idx == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_run_killed_mid_epoch_resumes_with_last_and_finishes(tutorial: list[str]) -> None:
+    three_epochs = [*tutorial, "--trainer.max_epochs", "3"]
+    killed = subprocess.run(
+        [sys.executable, "-m", "medcls", "fit", *three_epochs, "--trainer.callbacks+=tests.test_cli.KillMidEpoch"],
+        env=os.environ | {"PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    (run,) = run_dirs()
+    assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 0  # the last complete epoch
+
+    main(["fit", *three_epochs, "--ckpt_path", "last"])
+    assert run_dirs() == [run]
+    assert {p.name for p in (run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}  # nothing half-written
+    last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+    best = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
+    steps_per_epoch = math.ceil(500 / 64)  # the tutorial's 600 training digits less 100 for validation
+    assert last["epoch"] == 2 and last["global_step"] == 3 * steps_per_epoch
+    assert best["state_dict"].keys() == last["state_dict"].keys()
+
+
+def test_two_seeded_runs_of_the_demo_give_identical_weights_and_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    tiny = ["--config", str(CONFIG_DIR / "demo.yaml"), "--trainer.max_epochs", "1", "--trainer.enable_progress_bar",
+            "false", "--data.train", "40", "--data.test", "10", "--data.width", "128", "--data.image_size", "48",
+            "--data.input_size", "48", "--data.batch_size", "8", "--data.preprocess_workers", "1",
+            "--data.root", str(tmp_path / "synthetic"), "--data.cache_dir", str(tmp_path / "cache")]  # fmt: skip
+    main(["fit", *tiny])
+    main(["fit", *tiny])
+    main(["fit", *tiny, "--seed_everything", "1"])
+    first, second, other_seed = (torch.load(run / "checkpoints/last.ckpt", weights_only=True)
+                                 for run in run_dirs_of("demo"))  # fmt: skip
+    assert first["state_dict"].keys() == second["state_dict"].keys()
+    for name, weights in first["state_dict"].items():
+        assert torch.equal(weights, second["state_dict"][name]), name
+    assert first["operating_points"] == second["operating_points"]
+    assert _checkpointing_state(first)["best_model_score"] == _checkpointing_state(second)["best_model_score"]
+    assert not all(torch.equal(w, other_seed["state_dict"][name]) for name, w in first["state_dict"].items())
+
+
+def _checkpointing_state(checkpoint: dict) -> dict:
+    """What the checkpoint callback recorded in a checkpoint (best scores and paths)."""
+    (state,) = [state for key, state in checkpoint["callbacks"].items() if key.startswith("ModelCheckpoint")]
+    return state
+
+
+def run_dirs_of(experiment: str) -> list[Path]:
+    return sorted(Path("runs", experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))

@@ -1,5 +1,6 @@
-"""Callbacks: what ``--trainer.callbacks`` takes, and the report every evaluation writes."""
+"""Callbacks: what ``--trainer.callbacks`` takes, and those every run has (report, early stopping)."""
 
+from medcls.callbacks.early_stopping import EarlyStopping
 from medcls.callbacks.report import EvaluationReport
 
-__all__ = ["EvaluationReport"]
+__all__ = ["EarlyStopping", "EvaluationReport"]

@@ -8,9 +8,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule
+from lightning.pytorch import Callback, LightningModule
+from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torchmetrics import MeanMetric
 
 from medcls.distributed import gather_unique
@@ -56,6 +58,10 @@ class Classifier(LightningModule):
         trunk_lr_factor: The trunk's learning rate relative to the heads' (e.g. 0.1 when fine-tuning).
         freeze_trunk_epochs: Epochs with the trunk frozen (weights and batch-norm statistics); -1: always.
         channels_last: Run the net in channels-last memory format (faster convolutions on GPUs).
+        compile: Compile the net with ``torch.compile`` (faster steps after a slow first one; the checkpoints
+            are those of the plain net).
+        ema_decay: Keep an exponential moving average of the weights, updated after every optimizer step with this
+            decay (e.g. 0.999): validation, the checkpoints and the final weights are the average's.
         binary_views: Binary questions of graded tasks, name -> (task, lowest positive grade). Linked from the data
             module (e.g. referable DR: ``[dr, 2]``).
         target_sensitivity: Sensitivity of the high-sensitivity operating point chosen on validation.
@@ -82,6 +88,8 @@ class Classifier(LightningModule):
         trunk_lr_factor: float = 1.0,
         freeze_trunk_epochs: int = 0,
         channels_last: bool = False,
+        compile: bool = False,
+        ema_decay: float | None = None,
         binary_views: dict[str, tuple[str, int]] | None = None,
         target_sensitivity: float = 0.95,
         target_specificity: float = 0.95,
@@ -106,6 +114,10 @@ class Classifier(LightningModule):
             )
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
+        if compile:
+            self.net.compile()  # in place: the state dict keeps its keys
+        if ema_decay is not None and not 0 < ema_decay < 1:
+            raise ValueError(f"ema_decay must be between 0 and 1 (e.g. 0.999), got {ema_decay}.")
         # hparams hold the config of the factories (so checkpoints rebuild them); keep the callables here.
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
@@ -119,7 +131,7 @@ class Classifier(LightningModule):
             }
         )
         self.joint_accuracy = nn.ModuleDict({stage: JointAccuracy() for stage in ("val", "test")})
-        self.train_loss = MeanMetric()
+        self.train_loss = MeanMetric(nan_strategy="disable")  # its NaN check would synchronise every step
         self.binary_views = dict(binary_views or {})
         self.operating_points: dict[str, dict[str, float]] = {}
         self.validation_outputs: list[tuple[list[str], dict[str, Tensor]]] = []
@@ -133,6 +145,12 @@ class Classifier(LightningModule):
                     f"class_weighted_loss needs a data module with class_weights(task); {type(data)} has none."
                 )
             self.class_weights = {task: data.class_weights(task) for task in self.tasks}
+
+    def configure_callbacks(self) -> list[Callback]:
+        """The moving average of the weights, if ``ema_decay`` is set."""
+        if self.hparams.ema_decay is None:
+            return []
+        return [WeightAveraging(multi_avg_fn=get_ema_multi_avg_fn(self.hparams.ema_decay))]
 
     def on_train_epoch_start(self) -> None:
         """Freeze or unfreeze the trunk for this epoch."""
@@ -223,9 +241,10 @@ class Classifier(LightningModule):
         """Weighted loss of all heads on a training batch."""
         loss = self.loss(self(batch["image"]), batch)
         self.train_loss.update(loss.detach())
-        # self.log costs about a millisecond per call: log the step loss only on the steps the logger writes.
+        # self.log costs about a millisecond per call: log the step loss only on the steps the logger writes,
+        # and not to the progress bar, which would turn it into a number (a GPU synchronisation) on every step.
         if self.global_step % self.trainer.log_every_n_steps == 0:
-            self.log("train/loss_step", loss, prog_bar=True, batch_size=len(batch["image"]))
+            self.log("train/loss_step", loss, batch_size=len(batch["image"]))
         return loss
 
     def on_train_epoch_end(self) -> None:

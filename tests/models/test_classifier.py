@@ -3,7 +3,8 @@ from functools import partial
 import pytest
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import Trainer
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from medcls.data import MNISTDataModule, TaskDataModule
@@ -226,3 +227,128 @@ def test_operating_points_are_chosen_on_validation_and_kept_in_the_checkpoint(tm
     trainer.save_checkpoint(checkpoint)
     restored = Classifier.load_from_checkpoint(checkpoint, net=TrunkNet, weights_only=False)
     assert restored.operating_points == model.operating_points
+
+
+class WeightsTrail(Callback):
+    """Records the net's weights after every optimizer step, and those that each validation runs with."""
+
+    def __init__(self) -> None:
+        self.after_steps: list[dict[str, torch.Tensor]] = []
+        self.validated: list[dict[str, torch.Tensor]] = []
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: Classifier, *args) -> None:
+        self.after_steps.append(snapshot(pl_module.net))
+
+    def on_validation_batch_start(self, trainer: Trainer, pl_module: Classifier, batch, batch_idx: int) -> None:
+        if batch_idx == 0:
+            self.validated.append(snapshot(pl_module.net))
+
+
+def test_ema_weights_are_the_moving_average_and_are_validated_checkpointed_and_kept(tmp_path) -> None:
+    decay, trail = 0.8, WeightsTrail()
+    model = Classifier(TrunkNet, {"dr": 5, "dme": 3}, ema_decay=decay, optimizer=partial(torch.optim.SGD, lr=0.1))
+    Trainer(
+        max_epochs=2, logger=False, callbacks=[trail, ModelCheckpoint(tmp_path, save_last=True)],
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    ).fit(model, datamodule=RandomImages(batch_size=8))  # fmt: skip
+    floats = [name for name, tensor in trail.after_steps[0].items() if tensor.is_floating_point()]
+    averages, average = [], trail.after_steps[0]  # the average starts at the weights after the first step
+    for raw in trail.after_steps:
+        average = {name: decay * average[name] + (1 - decay) * raw[name] for name in floats} if averages else average
+        averages.append(average)
+    steps_per_epoch = 2
+    for epoch, validated in enumerate(trail.validated):
+        expected = averages[(epoch + 1) * steps_per_epoch - 1]
+        for name in floats:
+            torch.testing.assert_close(validated[name], expected[name], msg=name)
+    checkpoint = torch.load(tmp_path / "last.ckpt", weights_only=False)  # hparams hold the net class
+    raw, ema = trail.after_steps[-1], averages[-1]
+    for name in floats:
+        torch.testing.assert_close(checkpoint["state_dict"][f"net.{name}"], ema[name], msg=name)
+        torch.testing.assert_close(model.net.state_dict()[name], ema[name], msg=name)  # the weights after fit
+        torch.testing.assert_close(checkpoint["current_model_state"][f"net.{name}"], raw[name], msg=name)
+    assert not torch.equal(ema["trunk.0.weight"], raw["trunk.0.weight"])
+    with pytest.raises(ValueError, match="ema_decay must be between 0 and 1"):
+        Classifier(TrunkNet, {"dr": 5}, ema_decay=1.5)
+
+
+def test_compiled_net_computes_the_same_and_keeps_its_checkpoint_keys() -> None:
+    torch.manual_seed(0)
+    plain = Classifier(TrunkNet, {"dr": 5, "dme": 3})
+    compiled = Classifier(TrunkNet, {"dr": 5, "dme": 3}, compile=True)
+    compiled.load_state_dict(plain.state_dict())  # the same keys: checkpoints of either load into the other
+    images = batch()["image"].repeat(1, 1, 4, 4)
+    plain.eval(), compiled.eval()
+    with torch.no_grad():
+        expected, got = plain(images), compiled(images)
+    for head in expected:
+        torch.testing.assert_close(got[head], expected[head])
+    assert compiled.net._compiled_call_impl is not None and plain.net._compiled_call_impl is None
+
+
+class CountConversions(Callback):
+    """Counts tensor-to-Python conversions (each a GPU synchronisation) in the training steps of an epoch."""
+
+    CONVERSIONS = ("item", "tolist", "__bool__", "__int__", "__float__")
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.counting = False
+        self.count = 0
+        for name in self.CONVERSIONS:
+            original = getattr(torch.Tensor, name)
+            monkeypatch.setattr(torch.Tensor, name, self._counted(original))
+
+    def _counted(self, original):
+        def conversion(tensor: torch.Tensor, *args, **kwargs):
+            self.count += self.counting
+            return original(tensor, *args, **kwargs)
+
+        return conversion
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: Classifier, batch, batch_idx: int) -> None:
+        # Up to the start of the epoch's last step: what follows it (validation, epoch end) runs once per epoch.
+        self.counting = 2 <= batch_idx < trainer.num_training_batches - 1
+
+
+def test_training_steps_between_logging_steps_never_synchronise(tmp_path, monkeypatch) -> None:
+    """No per-step ``.item()`` and the like: on a GPU each would stall the queue of kernels."""
+    counter = CountConversions(monkeypatch)
+    model = Classifier(TrunkNet, {"dr": 5, "dme": 3}, optimizer=partial(torch.optim.SGD, lr=0.1))
+    Trainer(
+        max_epochs=1, default_root_dir=tmp_path, log_every_n_steps=100, callbacks=[counter], enable_model_summary=False,
+        num_sanity_val_steps=0,
+    ).fit(model, datamodule=RandomImages(batch_size=1))  # fmt: skip
+    # 16 steps with a logger, a progress bar and checkpoints, as in a real run
+    assert counter.count == 0
+
+
+class GradientNorms(Callback):
+    """The gradient norm before clipping, and the one the optimizer steps with."""
+
+    def __init__(self) -> None:
+        self.computed: list[float] = []
+        self.stepped: list[float] = []
+
+    def on_train_start(self, trainer: Trainer, pl_module: Classifier) -> None:
+        # After the step (the closure computing the gradients runs inside it), before they are zeroed.
+        trainer.optimizers[0].register_step_post_hook(lambda *_: self.stepped.append(self.norm(pl_module)))
+
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: Classifier, optimizer) -> None:
+        self.computed.append(self.norm(pl_module))
+
+    @staticmethod
+    def norm(module: nn.Module) -> float:
+        return float(torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in module.parameters()])))
+
+
+def test_gradient_accumulation_and_clipping_reach_the_optimizer() -> None:
+    norms = GradientNorms()
+    model = Classifier(TrunkNet, {"dr": 5, "dme": 3}, optimizer=partial(torch.optim.SGD, lr=0.1))
+    trainer = Trainer(
+        max_epochs=1, accumulate_grad_batches=2, gradient_clip_val=0.01, logger=False, enable_checkpointing=False,
+        callbacks=[norms], enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=RandomImages(batch_size=2))  # 8 batches: 4 optimizer steps of 2 batches each
+    assert trainer.global_step == 4 and len(norms.stepped) == 4
+    assert len(norms.computed) == 4 and min(norms.computed) > 0.01
+    assert norms.stepped == pytest.approx([0.01] * 4, rel=1e-4)  # clipping divides by (norm + 1e-6)
