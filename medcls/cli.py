@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from jsonargparse import Namespace
+from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
@@ -19,6 +20,7 @@ import medcls.nets  # noqa: F401
 from medcls.callbacks import EarlyStopping, EvaluationReport
 from medcls.data import TaskDataModule
 from medcls.errors import CheckpointError, MedclsError
+from medcls.io import AtomicCheckpointIO
 
 EVALUATING_SUBCOMMANDS = ("validate", "test", "predict")
 RUN_CHECKPOINTS = ("best", "last")  # --ckpt_path best|last: that file of the experiment's newest run
@@ -38,8 +40,16 @@ class MedclsCLI(LightningCLI):
                 "checkpoint.monitor": "val/loss",
                 "checkpoint.mode": "min",
                 "checkpoint.filename": "best",
-                "checkpoint.save_last": True,
                 "checkpoint.auto_insert_metric_name": False,
+            }
+        )
+        # Lightning's save_last writes last.ckpt only when the best one improves: a checkpoint of its own.
+        parser.add_lightning_class_args(ModelCheckpoint, "last_checkpoint")
+        parser.set_defaults(
+            {
+                "last_checkpoint.monitor": None,
+                "last_checkpoint.filename": "last",
+                "last_checkpoint.enable_version_counter": False,
             }
         )
         parser.add_lightning_class_args(EarlyStopping, "early_stopping")
@@ -49,10 +59,18 @@ class MedclsCLI(LightningCLI):
         parser.add_lightning_class_args(EvaluationReport, "report")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer, without the learning-rate monitor in runs without a logger (where it would refuse to run)."""
+        """The trainer, writing checkpoints atomically, without the callbacks that have nothing to do in this run.
+
+        Without a logger, the learning-rate monitor (which would refuse to run); in a ``fast_dev_run``, which
+        writes nothing, the checkpoints and the report (Lightning would still create their folders in the
+        working directory).
+        """
         trainer = super().instantiate_trainer(**kwargs)
-        if not trainer.loggers:
-            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, LearningRateMonitor)]
+        idle = (LearningRateMonitor,) if not trainer.loggers else ()
+        idle += (ModelCheckpoint, EvaluationReport) if trainer.fast_dev_run else ()
+        trainer.callbacks = [callback for callback in trainer.callbacks if not isinstance(callback, idle)]
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
 
     def _parse_ckpt_path(self) -> None:
@@ -129,9 +147,9 @@ def _latest_run_checkpoint(config: Namespace, which: str) -> Path:
 
 
 def _recorded_best(checkpoint: dict[str, Any]) -> str | None:
-    """The path of the best checkpoint, as the checkpoint callback recorded it."""
+    """The path of the best checkpoint, as the checkpoint callback with a monitored metric recorded it."""
     for key, state in checkpoint.get("callbacks", {}).items():
-        if key.startswith("ModelCheckpoint") and state.get("best_model_path"):
+        if key.startswith("ModelCheckpoint") and state.get("monitor") and state.get("best_model_path"):
             return state["best_model_path"]
     return None
 

@@ -11,3 +11,7 @@ class DataError(MedclsError, ValueError):
 
 class CheckpointError(MedclsError):
     """A checkpoint is missing, or does not fit the model or the tasks it is used with."""
+
+
+class TuningError(MedclsError, ValueError):
+    """A learning-rate search or range test asked for something impossible, or its folder holds another search."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import torch
+from lightning.fabric.plugins import TorchCheckpointIO
 
 
 def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "w") -> Path:
@@ -26,3 +29,18 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], mode: str = "w")
     finally:
         partial.unlink(missing_ok=True)
     return path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, made atomic with :func:`atomic_write` for local paths.
+
+    Lightning's own writes a temporary file in the system's temporary folder and moves it into place: a copy,
+    which a killed process leaves half-written, wherever that folder is on another file system.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
+        """Write ``checkpoint`` to ``path`` through a temporary file in the same folder."""
+        if storage_options is not None or "://" in str(path):  # remote storage: Lightning's own way
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        atomic_write(path, lambda file: torch.save(checkpoint, file), mode="wb")

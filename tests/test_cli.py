@@ -14,10 +14,11 @@ import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from medcls.cli import main
+from medcls.io import AtomicCheckpointIO
 
 REPO = Path(__file__).parents[1]
 CONFIG_DIR = REPO / "configs"
-PRESET_DIRS = ("transforms",)  # stacked onto a whole config, never used alone
+PRESET_DIRS = ("transforms", "presets")  # stacked onto a whole config, never used alone
 CONFIGS = sorted(c for c in CONFIG_DIR.rglob("*.yaml") if c.parent.name not in PRESET_DIRS)
 PRESETS = sorted(c for c in CONFIG_DIR.rglob("*.yaml") if c.parent.name in PRESET_DIRS)
 
@@ -205,6 +206,14 @@ def test_top_k_checkpoints_and_the_best_of_them(tutorial: list[str]) -> None:
     assert Path(config["ckpt_path"]).name == min(best_scores, key=best_scores.get)
 
 
+def test_last_checkpoint_is_the_last_epoch_also_when_the_best_is_older(tutorial: list[str]) -> None:
+    main(["fit", *tutorial, "--trainer.max_epochs", "2", "--checkpoint.mode", "max"])  # the worst val/loss
+    (run,) = run_dirs()
+    best = torch.load(run / "checkpoints/best.ckpt", weights_only=True)
+    assert best["epoch"] == 0  # the validation loss fell, so "max" kept the first epoch as the best
+    assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 1
+
+
 def test_early_stopping_after_patience_validations_without_improvement(tutorial: list[str]) -> None:
     # A min_delta no change can beat: only the first validation improves (on infinity).
     main(["fit", *tutorial, "--trainer.max_epochs", "4", "--early_stopping.patience", "1",
@@ -309,7 +318,8 @@ def test_a_run_killed_mid_epoch_resumes_with_last_and_finishes(tutorial: list[st
     (run,) = run_dirs()
     assert torch.load(run / "checkpoints/last.ckpt", weights_only=True)["epoch"] == 0  # the last complete epoch
 
-    main(["fit", *three_epochs, "--ckpt_path", "last"])
+    resumed = main(["fit", *three_epochs, "--ckpt_path", "last"])
+    assert isinstance(resumed.trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     assert run_dirs() == [run]
     assert {p.name for p in (run / "checkpoints").iterdir()} == {"best.ckpt", "last.ckpt"}  # nothing half-written
     last = torch.load(run / "checkpoints/last.ckpt", weights_only=True)
@@ -342,7 +352,8 @@ def test_two_seeded_runs_of_the_demo_give_identical_weights_and_metrics(
 
 def _checkpointing_state(checkpoint: dict) -> dict:
     """What the checkpoint callback recorded in a checkpoint (best scores and paths)."""
-    (state,) = [state for key, state in checkpoint["callbacks"].items() if key.startswith("ModelCheckpoint")]
+    (state,) = [state for key, state in checkpoint["callbacks"].items() if key.startswith("ModelCheckpoint")
+                and state["monitor"]]  # fmt: skip
     return state
 
 

@@ -35,17 +35,22 @@ class TaskDataModule(LightningDataModule):
         batch_size: Images per training batch.
         eval_batch_size: Images per validation, test and prediction batch (default: ``batch_size``).
         num_workers: Loader worker processes (0 loads in the main process).
+        augment: Augment the training images; ``false`` serves them as validation images are served (as in the
+            lecture's sanity check of overfitting two batches).
     """
 
     tasks: dict[str, int]
     binary_views: dict[str, tuple[str, int]] = {}
     """Binary questions of graded tasks, name -> (task, lowest positive grade); linked into the model."""
 
-    def __init__(self, batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0) -> None:
+    def __init__(
+        self, batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0, augment: bool = True
+    ) -> None:
         super().__init__()
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
+        self.augment = augment
         self.train_set: Dataset
         self.val_set: Dataset
         self.test_set: Dataset
@@ -137,6 +142,7 @@ class FundusDataModule(TaskDataModule):
         batch_size: Images per training batch.
         eval_batch_size: Images per validation, test and prediction batch.
         num_workers: Loader worker processes.
+        augment: Apply ``train_transforms`` to the training images; ``false`` applies ``eval_transforms``.
     """
 
     def __init__(
@@ -157,8 +163,9 @@ class FundusDataModule(TaskDataModule):
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
+        augment: bool = True,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers)
+        super().__init__(batch_size, eval_batch_size, num_workers, augment)
         self.root = Path(root)
         self.cache_dir = Path(cache_dir)
         self.cache_settings = CacheSettings(size=image_size, contrast=contrast, format=cache_format)
@@ -222,7 +229,8 @@ class FundusDataModule(TaskDataModule):
             raise ValueError(f"balance names the task {self.balance!r}, but the tasks are {sorted(self.tasks)}.")
         self.groups = {record.id: record.group for records in self.splits.values() for record in records}
         tasks = list(self.tasks)
-        self.train_set = CachedImageDataset(self.splits["train"], cache, self.train_transform, tasks)
+        train_transform = self.train_transform if self.augment else self.eval_transform
+        self.train_set = CachedImageDataset(self.splits["train"], cache, train_transform, tasks)
         self.val_set = CachedImageDataset(self.splits["val"], cache, self.eval_transform, tasks)
         self.test_set = CachedImageDataset(self.splits["test"], cache, self.eval_transform, tasks)
         if self.trainer is not None and self.trainer.logger is not None:

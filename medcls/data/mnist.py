@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets import MNIST
+from torchvision.transforms import v2
 
 from medcls.data.base import TaskDataModule
 from medcls.errors import DataError
@@ -35,18 +36,28 @@ class DigitDataset(Dataset):
         ids: N image ids.
         mean: Normalisation mean of the 0-1 pixel values.
         std: Normalisation standard deviation.
+        augment: Shift, rotate and scale each digit slightly at random when it is served.
     """
 
-    def __init__(self, images: Tensor, labels: Tensor, ids: list[str], mean: float, std: float) -> None:
+    def __init__(
+        self, images: Tensor, labels: Tensor, ids: list[str], mean: float, std: float, augment: bool = False
+    ) -> None:
         self.images = ((images.float() / 255 - mean) / std).unsqueeze(1)
         self.labels = labels.long()
         self.ids = ids
+        background = -mean / std  # what a black pixel becomes
+        self.augmentation = (
+            v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1), fill=background) if augment else None
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict:
-        return {"image": self.images[index], "digit": self.labels[index], "id": self.ids[index]}
+        image = self.images[index]
+        if self.augmentation is not None:
+            image = self.augmentation(image)
+        return {"image": image, "digit": self.labels[index], "id": self.ids[index]}
 
 
 class MNISTDataModule(TaskDataModule):
@@ -66,6 +77,7 @@ class MNISTDataModule(TaskDataModule):
         batch_size: Images per training batch.
         eval_batch_size: Images per validation, test and prediction batch.
         num_workers: Loader worker processes.
+        augment: Shift, rotate and scale the training digits slightly at random (the tutorial trains without).
     """
 
     tasks = {"digit": 10}
@@ -81,8 +93,9 @@ class MNISTDataModule(TaskDataModule):
         batch_size: int = 64,
         eval_batch_size: int | None = 1000,
         num_workers: int = 0,
+        augment: bool = False,
     ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers)
+        super().__init__(batch_size, eval_batch_size, num_workers, augment)
         self.save_hyperparameters()
         self.root = Path(root)
         self.raw = self.root / "MNIST" / "raw"
@@ -117,16 +130,18 @@ class MNISTDataModule(TaskDataModule):
                 raise ValueError(f"val_size must be between 1 and {len(train) - 1}, got {self.hparams.val_size}.")
             order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.hparams.split_seed))
             val, fit = order[: self.hparams.val_size], order[self.hparams.val_size :]
-            self.train_set = _digits(train, fit, "train", normalise)
+            self.train_set = _digits(train, fit, "train", normalise, augment=self.augment)
             self.val_set = _digits(train, val, "train", normalise)
         if stage in ("test", "predict"):
             test = MNIST(self.root, train=False)
             self.test_set = _digits(test, torch.arange(len(test)), "test", normalise)
 
 
-def _digits(source: MNIST, indices: Tensor, split: str, normalise: dict[str, float]) -> DigitDataset:
+def _digits(
+    source: MNIST, indices: Tensor, split: str, normalise: dict[str, float], augment: bool = False
+) -> DigitDataset:
     ids = [f"{split}/{i:05d}" for i in indices.tolist()]
-    return DigitDataset(source.data[indices], source.targets[indices], ids, **normalise)
+    return DigitDataset(source.data[indices], source.targets[indices], ids, **normalise, augment=augment)
 
 
 def _gunzip_if_needed(path: Path) -> None:

@@ -206,7 +206,8 @@ class Classifier(LightningModule):
         """Loss and metric updates of a validation or test batch; returns the probabilities."""
         logits = self(batch["image"])
         batch_size = len(batch["image"])
-        self.log(f"{stage}/loss", self.loss(logits, batch), prog_bar=True, batch_size=batch_size)
+        # Averaged over processes under DDP, so that every process picks the same best checkpoint.
+        self.log(f"{stage}/loss", self.loss(logits, batch), prog_bar=True, batch_size=batch_size, sync_dist=True)
         probabilities = self.probabilities(logits)
         for task, metrics in self.metrics[stage].items():
             metrics.update(probabilities[task], batch[task])

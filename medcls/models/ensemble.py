@@ -83,7 +83,7 @@ class Ensemble(Classifier):
         )
         # The Classifier reads its options from hparams, which hold the ensemble's own arguments: add its defaults.
         for name, parameter in inspect.signature(Classifier.__init__).parameters.items():
-            if isinstance(parameter.default, (bool, int, float, str)):
+            if parameter.default is None or isinstance(parameter.default, (bool, int, float, str)):
                 self.hparams.setdefault(name, parameter.default)
 
     def setup(self, stage: str) -> None:

@@ -15,11 +15,37 @@ CrossAttention = Literal["both", "none", "dr_to_dme", "dme_to_dr"]
 
 
 def _trunk(backbone: str, in_chans: int, pretrained: bool | str) -> nn.Module:
-    """A timm model whose ``forward_features`` gives the unpooled C x H x W feature map."""
+    """A timm model whose ``forward_features`` gives the unpooled C x H x W feature map.
+
+    Layers that ``forward_features`` never calls (e.g. MobileNetV3's ``conv_head``, which belongs to its
+    ``forward_head``) are removed: weights without gradients would stop DDP.
+    """
     trunk = timm.create_model(backbone, pretrained=pretrained is True, num_classes=0, global_pool="", in_chans=in_chans)
     if isinstance(pretrained, str):
         load_trunk_weights(trunk, pretrained)
+    for name in _layers_not_called(trunk, in_chans):
+        parent, _, child = name.rpartition(".")
+        setattr(trunk.get_submodule(parent), child, nn.Identity())
     return trunk
+
+
+def _layers_not_called(trunk: nn.Module, in_chans: int) -> list[str]:
+    """Names of the layers with weights that ``forward_features`` does not call, found by running it once."""
+    called: set[nn.Module] = set()
+    hooks = [module.register_forward_hook(lambda module, *_: called.add(module)) for module in trunk.modules()]
+    training = trunk.training
+    try:
+        with torch.no_grad():
+            trunk.eval().forward_features(torch.zeros(1, in_chans, *trunk.pretrained_cfg["input_size"][1:]))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        trunk.train(training)
+    return [
+        name
+        for name, module in trunk.named_modules()
+        if module not in called and next(module.parameters(recurse=False), None) is not None
+    ]
 
 
 class ChannelGate(nn.Module):

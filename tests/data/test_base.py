@@ -98,3 +98,14 @@ def test_binary_views_follow_the_selected_tasks(synthetic_idrid: Path) -> None:
     assert IDRiDDataModule(synthetic_idrid, select_tasks=["dme"]).binary_views == {"dme_present": ("dme", 1)}
     chosen = IDRiDDataModule(synthetic_idrid, binary_views={"severe_dr": ("dr", 3)})
     assert chosen.binary_views == {"severe_dr": ("dr", 3)}
+
+
+def test_without_augmentation_training_images_are_served_like_validation_images(
+    synthetic_idrid: Path, tmp_path: Path
+) -> None:
+    augmented = idrid(synthetic_idrid, tmp_path)
+    plain = idrid(synthetic_idrid, tmp_path, augment=False)
+    torch.manual_seed(0)
+    assert not torch.equal(augmented.train_set[0]["image"], augmented.train_set[0]["image"])  # random each time
+    assert torch.equal(plain.train_set[0]["image"], plain.train_set[0]["image"])
+    assert plain.train_set.transform is plain.val_set.transform

@@ -77,3 +77,14 @@ def test_corrupt_gzip_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz is not a readable gzip file"):
         MNISTDataModule(root).prepare_data()
     assert sorted(p.name for p in packed.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_augmented_training_digits_move_and_keep_a_black_background(tmp_path: Path) -> None:
+    root = write_mnist(tmp_path, train=300, test=20)
+    plain, augmented = ready(root), ready(root, augment=True)
+    torch.manual_seed(0)
+    original, moved = plain.train_set[0]["image"], augmented.train_set[0]["image"]
+    assert moved.shape == original.shape and not torch.equal(moved, original)
+    black = (0 - 0.1307) / 0.3081
+    assert moved[0, 0, 0] == pytest.approx(black) and moved.min() == pytest.approx(black)  # filled, not grey
+    assert torch.equal(augmented.val_set[0]["image"], plain.val_set[0]["image"])  # validation never augmented

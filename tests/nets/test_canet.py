@@ -142,3 +142,13 @@ def test_joint_baseline_heads_and_size(tasks: dict[str, int], in_chans: int) -> 
 def test_joint_baseline_needs_a_task() -> None:
     with pytest.raises(ValueError, match="task"):
         JointBaseline({}, backbone="test_resnet")
+
+
+@pytest.mark.parametrize("net", [CANet, JointBaseline])
+def test_every_weight_gets_a_gradient_even_on_trunks_with_an_unused_head(net: type[nn.Module]) -> None:
+    """timm's MobileNetV3 keeps a conv_head outside forward_features; DDP stops on weights without gradients."""
+    model = net({"dr": 5, "dme": 3}, backbone="mobilenetv3_small_100")
+    assert isinstance(model.trunk.conv_head, nn.Identity)
+    outputs = model(torch.randn(2, 3, 64, 64))
+    sum(output.sum() for output in outputs.values()).backward()
+    assert [name for name, p in model.named_parameters() if p.grad is None] == []

@@ -1,0 +1,380 @@
+"""Learning-rate tuning: Lightning's range test, and the lecture's random search over short fits.
+
+The lecture samples the learning rate log-uniformly, ``lr = e^x`` with ``x ~ U[-5, 0]``: each decade of
+learning rates gets as many trials as any other, where a uniform draw would spend nearly all of them near
+the top of the range.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from lightning.pytorch.tuner import Tuner  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from medcls.cli import MedclsCLI, main  # noqa: E402
+from medcls.errors import TuningError  # noqa: E402
+from medcls.io import atomic_write  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+LECTURE_LR_RANGE = (math.exp(-5), 1.0)
+"""The lecture's learning rates: ``e^x`` with ``x ~ U[-5, 0]``."""
+
+LR_OPTION = "--model.init_args.optimizer.init_args.lr"
+WEIGHT_DECAY_OPTION = "--model.init_args.optimizer.init_args.weight_decay"
+TRIAL_FIELDS = ("trial", "lr", "weight_decay", "monitor", "mode", "score", "status", "run")
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """Values whose logarithm is uniform between ``log(low)`` and ``log(high)``.
+
+    Args:
+        low: The smallest value, > 0.
+        high: The largest value, > ``low``.
+        name: How the user set the range (e.g. ``--lr-range``), for error messages.
+    """
+
+    low: float
+    high: float
+    name: str = "range"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.low < self.high < math.inf:
+            raise TuningError(
+                f"{self.name} needs 0 < low < high, both finite; got low={self.low:g}, high={self.high:g}."
+            )
+
+    def sample(self, rng: np.random.Generator) -> float:
+        """One value drawn with ``rng``."""
+        return math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of a search: the optimizer's learning rate and, when searched, its weight decay."""
+
+    index: int
+    lr: float
+    weight_decay: float | None = None
+
+    @property
+    def name(self) -> str:
+        """The trial's experiment folder under the search's output folder."""
+        return f"trial{self.index:03d}"
+
+    def options(self) -> list[str]:
+        """The ``medcls fit`` options that set this trial's hyper-parameters."""
+        options = [LR_OPTION, repr(self.lr)]
+        if self.weight_decay is not None:
+            options += [WEIGHT_DECAY_OPTION, repr(self.weight_decay)]
+        return options
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """A finished trial and its best validation score.
+
+    Args:
+        trial: The trial.
+        monitor: The validation metric the checkpoint callback monitored (e.g. ``val/loss``).
+        mode: ``min`` or ``max``: which way is better.
+        score: The best value of ``monitor``; ``None`` when the trial failed.
+        run: The trial's run folder, relative to the search's output folder.
+        status: ``ok``, or why the trial failed (e.g. ``diverged: val/loss nan``).
+    """
+
+    trial: Trial
+    monitor: str
+    mode: str
+    score: float | None
+    run: str
+    status: str = "ok"
+
+    @property
+    def failed(self) -> bool:
+        """Whether the trial produced no finite score."""
+        return self.score is None
+
+
+def sample_trials(
+    num_trials: int, lr: LogUniform, weight_decay: LogUniform | None = None, seed: int = 0
+) -> list[Trial]:
+    """Draw a search's trials: per trial the learning rate, then the weight decay if a range is given.
+
+    The draws come from one generator seeded with ``seed``, trial after trial, so a search with more trials
+    extends a shorter one with the same seed and ranges rather than replacing it.
+
+    Args:
+        num_trials: Number of trials.
+        lr: Range of the learning rate (the lecture's: ``LogUniform(*LECTURE_LR_RANGE)``).
+        weight_decay: Range of the weight decay; ``None`` leaves the config's weight decay alone.
+        seed: Seed of the generator.
+    """
+    if num_trials < 1:
+        raise TuningError(f"a search needs at least one trial; got {num_trials}.")
+    rng = np.random.default_rng(seed)
+    trials = []
+    for index in range(num_trials):
+        trial_lr = lr.sample(rng)
+        trials.append(Trial(index, trial_lr, None if weight_decay is None else weight_decay.sample(rng)))
+    return trials
+
+
+def run_search(
+    medcls: Callable[[list[str]], MedclsCLI], config_args: Sequence[str], trials: Sequence[Trial], out: Path
+) -> list[TrialResult]:
+    """Fit every trial not yet recorded in ``out/trials.csv``, recording each as soon as it ends.
+
+    Each trial trains into its own experiment ``out/trial<NNN>``; its score is the best value of the checkpoint
+    callback's monitor (``--checkpoint.monitor``, ``--checkpoint.mode``). A trial that diverges (a loss that
+    ends NaN or infinite) or has no finite score is recorded as failed. ``trials.csv`` is rewritten atomically
+    after every trial, so an interrupted search resumes at the first unrecorded trial; the recorded trials must
+    be the ones ``trials`` draws.
+
+    Args:
+        medcls: The command, ``medcls.cli.main``; it returns the CLI with its trainer.
+        config_args: The config and options of every fit, e.g. ``["--config", "configs/demo.yaml"]``.
+        trials: The trials, from ``sample_trials``.
+        out: Folder of the trials' runs and of ``trials.csv``.
+
+    Returns:
+        The results of ``trials``, in trial order.
+    """
+    path = out / "trials.csv"
+    recorded = {result.trial.index: result for result in read_results(path)}
+    for trial in trials:
+        previous = recorded.get(trial.index)
+        if previous is not None:
+            _check_same_trial(previous.trial, trial, path)
+            log.info("%s already done: %s = %s", trial.name, previous.monitor, previous.score)
+            continue
+        recorded[trial.index] = run_trial(medcls, config_args, trial, out)
+        write_results(path, [recorded[index] for index in sorted(recorded)])
+    return [recorded[trial.index] for trial in trials]
+
+
+def run_trial(
+    medcls: Callable[[list[str]], MedclsCLI], config_args: Sequence[str], trial: Trial, out: Path
+) -> TrialResult:
+    """Fit one trial into ``out/<trial name>`` and read its best validation score."""
+    cli = medcls(["fit", *config_args, *trial.options(),
+                  "--trainer.logger.init_args.save_dir", str(out),
+                  "--trainer.logger.init_args.name", trial.name])  # fmt: skip
+    checkpoint = cli.trainer.checkpoint_callback
+    best = checkpoint.best_model_score
+    # A diverged net can still score, e.g. chance accuracy from NaN logits: its final losses tell. NaN weights
+    # never recover, so the last logged values suffice.
+    diverged = [f"{name} {float(value)}" for name, value in cli.trainer.callback_metrics.items()
+                if "loss" in name and not torch.isfinite(value).all()]  # fmt: skip
+    score, status = None, "ok"
+    if diverged:
+        status = "diverged: " + ", ".join(diverged)
+    elif best is None or not math.isfinite(float(best)):  # ModelCheckpoint stores a NaN score as infinite
+        status = f"no finite {checkpoint.monitor}"
+    else:
+        score = float(best)
+    if score is None:
+        log.warning("%s (lr %.3g) failed: %s", trial.name, trial.lr, status)
+    run = os.path.relpath(cli.trainer.log_dir, out)
+    return TrialResult(trial, checkpoint.monitor, checkpoint.mode, score, run, status)
+
+
+def _check_same_trial(recorded: Trial, drawn: Trial, path: Path) -> None:
+    if recorded != drawn:
+        raise TuningError(
+            f"{path} records {recorded.name} with lr {recorded.lr:.6g} and weight decay {recorded.weight_decay}, "
+            f"but this search draws lr {drawn.lr:.6g} and weight decay {drawn.weight_decay}: the seed or a range "
+            "changed. Resume with the search's original settings, or choose another --out."
+        )
+
+
+def read_results(path: Path) -> list[TrialResult]:
+    """The results recorded in a ``trials.csv``; none if the file does not exist."""
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.DictReader(file))
+    return [
+        TrialResult(
+            Trial(int(row["trial"]), float(row["lr"]), float(row["weight_decay"]) if row["weight_decay"] else None),
+            row["monitor"],
+            row["mode"],
+            float(row["score"]) if row["score"] else None,
+            row["run"],
+            row["status"],
+        )
+        for row in rows
+    ]
+
+
+def write_results(path: Path, results: Sequence[TrialResult]) -> None:
+    """Write ``trials.csv`` atomically: one row per trial, floats written exactly (``repr``)."""
+
+    def write(file: IO[str]) -> None:
+        writer = csv.writer(file)
+        writer.writerow(TRIAL_FIELDS)
+        for result in results:
+            trial = result.trial
+            writer.writerow([trial.index, repr(trial.lr), _exact(trial.weight_decay), result.monitor, result.mode,
+                             _exact(result.score), result.status, result.run])  # fmt: skip
+
+    atomic_write(path, write)
+
+
+def _exact(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def rank(results: Sequence[TrialResult]) -> list[TrialResult]:
+    """The trials from best to worst score in the direction of their monitor; failed trials last, in order.
+
+    Raises:
+        TuningError: if the trials monitored different metrics, whose scores cannot be compared.
+    """
+    monitors = {(result.monitor, result.mode) for result in results}
+    if len(monitors) > 1:
+        raise TuningError(
+            f"the trials monitored different metrics {sorted(monitors)}; their scores cannot be ranked together. "
+            "Keep --checkpoint.monitor and --checkpoint.mode as they were, or choose another --out."
+        )
+    sign = -1 if results and results[0].mode == "max" else 1
+    finished = sorted((r for r in results if not r.failed), key=lambda r: (sign * r.score, r.trial.index))
+    return finished + [result for result in results if result.failed]
+
+
+def markdown_table(ranked: Sequence[TrialResult]) -> str:
+    """The ranked trials as markdown: rank, trial, learning rate, weight decay, score, run folder."""
+    score = f"{ranked[0].monitor} ({ranked[0].mode})" if ranked else "score"
+    lines = [f"| rank | trial | lr | weight decay | {score} | run |", "| --- | --- | --- | --- | --- | --- |"]
+    for position, result in enumerate(ranked, start=1):
+        trial = result.trial
+        weight_decay = "-" if trial.weight_decay is None else f"{trial.weight_decay:.3g}"
+        value = f"failed ({result.status})" if result.failed else f"{result.score:.4f}"
+        place = "-" if result.failed else str(position)
+        lines.append(f"| {place} | {trial.index} | {trial.lr:.3g} | {weight_decay} | {value} | {result.run} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_search(results: Sequence[TrialResult]) -> Figure:
+    """Validation score against learning rate (log axis): the best trial ringed, failed trials crossed.
+
+    With a searched weight decay, the points are coloured by it (log scale).
+    """
+    figure, ax = plt.subplots(figsize=(6, 4))
+    ax.set_xscale("log")
+    finished = [result for result in results if not result.failed]
+    lrs = [result.trial.lr for result in finished]
+    scores = [result.score for result in finished]
+    decays = [result.trial.weight_decay for result in finished]
+    if finished and None not in decays:
+        points = ax.scatter(lrs, scores, c=decays, norm=LogNorm(), cmap="viridis", zorder=2)
+        figure.colorbar(points, ax=ax, label="weight decay")
+    else:
+        ax.scatter(lrs, scores, color="tab:blue", zorder=2)
+    if finished:
+        best = rank(finished)[0]
+        ax.scatter([best.trial.lr], [best.score], s=250, facecolors="none", edgecolors="tab:orange", linewidths=2,
+                   zorder=3, label="best")  # fmt: skip
+    failed = [result.trial.lr for result in results if result.failed]
+    if failed:  # no score to place them by: drawn on the bottom edge
+        ax.scatter(failed, [0.02] * len(failed), marker="x", color="tab:red", transform=ax.get_xaxis_transform(),
+                   label="failed")  # fmt: skip
+    if results:
+        every_lr = [result.trial.lr for result in results]  # points on the axis edge do not widen the limits
+        ax.set_xlim(min(every_lr) / 1.5, max(every_lr) * 1.5)
+        ax.legend(loc="best")
+    monitor = f"{results[0].monitor} ({results[0].mode})" if results else "validation score"
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(monitor)
+    ax.set_title(f"Random search: {monitor} of each trial")
+    ax.grid(True, which="both", alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def save_figure(figure: Figure, path: Path) -> None:
+    """Save a figure as PNG atomically and free it."""
+    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=120), mode="wb")
+    plt.close(figure)
+
+
+@dataclass(frozen=True)
+class RangeTest:
+    """The result of Lightning's learning-rate range test.
+
+    Args:
+        lrs: The learning rate of each step, rising exponentially from ``min_lr``.
+        losses: The smoothed training loss after each step.
+        suggestion: The learning rate of the steepest descent of the loss; ``None`` with too few finite losses.
+        figure: Lightning's plot of the loss against the learning rate, the suggestion marked.
+    """
+
+    lrs: list[float]
+    losses: list[float]
+    suggestion: float | None
+    figure: Figure
+
+
+def lr_range_test(config_args: Sequence[str], out: Path, min_lr: float, max_lr: float, num_training: int) -> RangeTest:
+    """Run Lightning's learning-rate finder on a medcls config: ``num_training`` steps from ``min_lr`` to ``max_lr``.
+
+    The model is left as it was built (the finder restores it from a temporary checkpoint, which it writes to
+    and deletes from ``out``); ``out`` also gets the run's ``config.yaml``. No run folder is created.
+
+    Args:
+        config_args: The config and options, as ``medcls fit`` takes them but without the subcommand.
+        out: Folder of the temporary checkpoint and ``config.yaml``.
+        min_lr: The first learning rate.
+        max_lr: The last learning rate.
+        num_training: Number of training steps (one learning rate each).
+    """
+    LogUniform(min_lr, max_lr, "--min-lr/--max-lr")  # the same validation as a search range
+    if num_training < 1:
+        raise TuningError(f"--num-training needs at least one step; got {num_training}.")
+    # No run folder (nothing is trained for keeps); enough epochs for num_training steps, and a finite run length
+    # for schedules that need one (CosineToZero); no validation, which the range test does not read.
+    steps = str(num_training)
+    cli = main([*config_args, "--trainer.logger", "false", "--trainer.default_root_dir", str(out),
+                "--trainer.max_epochs", steps, "--trainer.max_steps", steps, "--trainer.num_sanity_val_steps", "0",
+                "--trainer.check_val_every_n_epoch", str(num_training + 1)], run=False)  # fmt: skip
+    # update_attr=False: the Classifier's learning rate lives in its injected optimizer, not in an attribute.
+    finder = Tuner(cli.trainer).lr_find(
+        cli.model, datamodule=cli.datamodule, min_lr=min_lr, max_lr=max_lr, num_training=num_training,
+        update_attr=False,
+    )  # fmt: skip
+    if finder is None:
+        raise TuningError("the learning-rate finder does not run with --trainer.fast_dev_run; leave it out.")
+    suggestion = finder.suggestion()
+    return RangeTest(list(finder.results["lr"]), list(finder.results["loss"]), suggestion, finder.plot(suggest=True))
+
+
+def save_range_test(result: RangeTest, out: Path) -> None:
+    """Write ``out/lr_find.csv`` (lr, loss per step) and ``out/lr_find.png``."""
+
+    def write(file: IO[str]) -> None:
+        writer = csv.writer(file)
+        writer.writerow(["lr", "loss"])
+        writer.writerows(zip(map(repr, result.lrs), map(repr, result.losses), strict=True))
+
+    atomic_write(out / "lr_find.csv", write)
+    result.figure.axes[0].set_title(
+        "Learning-rate range test" + ("" if result.suggestion is None else f": suggestion {result.suggestion:.3g}")
+    )
+    save_figure(result.figure, out / "lr_find.png")
