@@ -2,7 +2,8 @@
 
     python scripts/benchmark.py mnist [--root data] [--epochs 3] [--repeats 2]
     python scripts/benchmark.py loader [--images 48] [--workers 2] [--epochs 3]
-    python scripts/benchmark.py train [--backbone resnet50] [--sizes 224 512] [--batches 64 32]
+    python scripts/benchmark.py train [--backbone resnet50] [--sizes 224 512] [--batches 64 32] \
+        [--precisions bf16-mixed 16-mixed]
 
 ``mnist``: wall time of the lecture's tutorial (TutorialNet, batch 64, SGD 0.01/0.5, a validation pass per
 epoch) through ``medcls fit`` against a plain PyTorch loop over the same data loaders and network. Without
@@ -12,10 +13,11 @@ MNIST under ``--root``, it writes 60,000 + 10,000 random digits of the real size
 reading the 512 px preprocessing cache as JPEG and as a uint8 memmap, against decoding the full-size
 4288 x 2848 originals with the same transforms; synthetic fundus images, ``--workers`` loader processes.
 
-``train``: CANet training throughput (images/s) through ``medcls fit`` against a plain PyTorch loop over the
-same network, batches, optimizer and precision (bf16 autocast, channels-last by default), on the GPU when
-there is one. Both read the same pre-made batches, so the ratio is what the framework costs. The first
-(warm-up) steps are left out of both timings.
+``train``: CANet training throughput (images/s) and peak GPU memory through ``medcls fit`` against a plain
+PyTorch loop over the same network, batches, optimizer and precision (each of ``--precisions``: bf16 autocast,
+fp16 autocast with a gradient scaler, or fp32; channels-last by default), on the GPU when there is one. Both
+read the same pre-made batches, so the ratio is what the framework costs. The first (warm-up) steps are left
+out of both timings.
 """
 
 from __future__ import annotations
@@ -183,20 +185,37 @@ class RandomFundusBatches(TaskDataModule):
         return DataLoader(self.batches, batch_size=None, pin_memory=torch.cuda.is_available())
 
 
+AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16, "32-true": None}
+"""Lightning's precision settings and the autocast type a plain loop uses for each."""
+
+
 def synchronize() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
 
 
-def plain_training(data: RandomFundusBatches, backbone: str, warmup: int, bf16: bool, channels_last: bool):
+def reset_peak_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory() -> float:
+    """GiB of GPU memory allocated at the most since the last reset; 0 without a GPU."""
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
+
+
+def plain_training(data: RandomFundusBatches, backbone: str, warmup: int, precision: str, channels_last: bool):
     """Images/s of CANet training after ``warmup`` steps as a plain PyTorch loop over ``data``, and peak GPU GiB."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.backends.cudnn.benchmark = True
     torch.manual_seed(0)
+    reset_peak_memory()
     net = CANet(data.tasks, backbone=backbone).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    autocast = AUTOCAST[precision]
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast is torch.float16)
     weights = {"dr": 1.0, "dme": 1.0, "dr_aux": 0.25, "dme_aux": 0.25}
     start = 0.0
     for step, batch in enumerate(data.train_dataloader()):
@@ -207,25 +226,26 @@ def plain_training(data: RandomFundusBatches, backbone: str, warmup: int, bf16: 
         if channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         labels = {task: batch[task].to(device, non_blocking=True) for task in data.tasks}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             logits = net(image)
             loss = sum(w * F.cross_entropy(logits[h], labels[h.removesuffix("_aux")]) for h, w in weights.items())
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     synchronize()
-    memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0
-    return (len(data.batches) - warmup) * data.batch_size / (time.perf_counter() - start), memory
+    return (len(data.batches) - warmup) * data.batch_size / (time.perf_counter() - start), peak_memory()
 
 
 class StepTimer(Callback):
-    """Times the training steps from ``warmup`` to ``max_steps``; the result lands in ``images_per_second``.
+    """Times the training steps from ``warmup`` to ``max_steps``; the results land in the class attributes.
 
     Args:
         warmup: Steps left out of the timing (start-up, cuDNN autotuning).
     """
 
     images_per_second = 0.0
+    peak_memory = 0.0
 
     def __init__(self, warmup: int = 10) -> None:
         self.warmup = warmup
@@ -243,10 +263,14 @@ class StepTimer(Callback):
             synchronize()
             images = (trainer.global_step - self.warmup) * trainer.datamodule.batch_size
             StepTimer.images_per_second = images / (time.perf_counter() - self.start)
+            StepTimer.peak_memory = peak_memory()
 
 
-def medcls_training(size: int, batch: int, backbone: str, steps: int, warmup: int, bf16: bool, channels_last: bool):
-    """Images/s of CANet training steps ``warmup`` to ``steps`` through ``medcls fit``."""
+def medcls_training(
+    size: int, batch: int, backbone: str, steps: int, warmup: int, precision: str, channels_last: bool
+) -> tuple[float, float]:
+    """Images/s of CANet training steps ``warmup`` to ``steps`` through ``medcls fit``, and peak GPU GiB."""
+    reset_peak_memory()
     with tempfile.TemporaryDirectory() as runs:
         medcls(
             ["fit", "--seed_everything", "0", "--data", "__main__.RandomFundusBatches",
@@ -256,33 +280,38 @@ def medcls_training(size: int, batch: int, backbone: str, steps: int, warmup: in
              "--model.init_args.loss_weights", '{"dr_aux": 0.25, "dme_aux": 0.25}',
              "--model.init_args.optimizer", "torch.optim.Adam", "--model.init_args.optimizer.init_args.lr", "1e-4",
              "--model.init_args.channels_last", str(channels_last).lower(),
-             "--trainer.precision", "bf16-mixed" if bf16 else "32-true", "--trainer.benchmark", "true",
+             "--trainer.precision", precision, "--trainer.benchmark", "true",
              "--trainer.max_steps", str(steps), "--trainer.limit_val_batches", "0",
              "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
              "--trainer.callbacks+=__main__.StepTimer", "--trainer.callbacks.warmup", str(warmup),
              "--trainer.logger.init_args.save_dir", runs]
         )  # fmt: skip
-    return StepTimer.images_per_second
+    return StepTimer.images_per_second, StepTimer.peak_memory
 
 
 def train(args: argparse.Namespace) -> None:
-    bf16, channels_last = not args.fp32, not args.no_channels_last
+    channels_last = not args.no_channels_last
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"CANet-{args.backbone} training on {device}, bf16 {bf16}, channels_last {channels_last}")
+    print(f"CANet-{args.backbone} training on {device}, channels_last {channels_last}")
     print(f"best of {args.repeats} alternating runs, steps {args.steps[0]}-{args.steps[1]} timed")
     warmup, steps = args.steps
-    for size, batch in zip(args.sizes, args.batches, strict=True):
-        data = RandomFundusBatches(size, batch, steps)
-        # Alternate the two and keep each one's fastest run: the host's load then hits both alike.
-        plain, framework, memory = 0.0, 0.0, 0.0
-        for _ in range(args.repeats):
-            rate, memory = plain_training(data, args.backbone, warmup, bf16, channels_last)
-            plain = max(plain, rate)
-            framework = max(framework, medcls_training(size, batch, args.backbone, steps, warmup, bf16, channels_last))
-        print(
-            f"  {size} px, batch {batch}: plain {plain:7.1f} img/s, medcls fit {framework:7.1f} img/s, "
-            f"ratio {framework / plain:.3f}; peak GPU memory (plain loop) {memory:.1f} GiB"
-        )
+    for precision in args.precisions:
+        for size, batch in zip(args.sizes, args.batches, strict=True):
+            data = RandomFundusBatches(size, batch, steps)
+            # Alternate the two and keep each one's fastest run: the host's load then hits both alike.
+            plain, framework, plain_memory, framework_memory = 0.0, 0.0, 0.0, 0.0
+            for _ in range(args.repeats):
+                rate, plain_memory = plain_training(data, args.backbone, warmup, precision, channels_last)
+                plain = max(plain, rate)
+                rate, framework_memory = medcls_training(
+                    size, batch, args.backbone, steps, warmup, precision, channels_last
+                )
+                framework = max(framework, rate)
+            print(
+                f"  {precision:10s} {size} px, batch {batch}: plain {plain:7.1f} img/s, medcls fit "
+                f"{framework:7.1f} img/s, ratio {framework / plain:.3f}; peak GPU memory plain {plain_memory:.1f} "
+                f"GiB, medcls {framework_memory:.1f} GiB"
+            )
 
 
 def cli() -> None:
@@ -304,7 +333,9 @@ def cli() -> None:
     train_parser.add_argument("--batches", type=int, nargs="+", default=[64, 32], help="batch size per size")
     train_parser.add_argument("--steps", type=int, nargs=2, default=[20, 120], help="warm-up steps, total steps")
     train_parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each; the fastest counts")
-    train_parser.add_argument("--fp32", action="store_true", help="full precision instead of bf16 autocast")
+    train_parser.add_argument(
+        "--precisions", nargs="+", choices=list(AUTOCAST), default=["bf16-mixed", "16-mixed"], help="each in turn"
+    )
     train_parser.add_argument("--no-channels-last", action="store_true")
     train_parser.set_defaults(run=train)
     args = parser.parse_args()
