@@ -7,7 +7,7 @@
 
 ``mnist``: wall time of the lecture's tutorial (TutorialNet, batch 64, SGD 0.01/0.5, a validation pass per
 epoch) through ``medcls fit`` against a plain PyTorch loop over the same data loaders and network. Without
-MNIST under ``--root``, it writes 60,000 + 10,000 random digits of the real size in IDX files first.
+MNIST under ``--root``, it writes 60,000 + 10,000 synthetic printed digits in IDX files first.
 
 ``loader``: images per second of the fundus training loader (random resized crop 224, flips, normalisation)
 reading the 512 px preprocessing cache as JPEG and as a uint8 memmap, against decoding the full-size
@@ -41,21 +41,13 @@ from medcls.cli import main as medcls
 from medcls.data.base import CachedImageDataset, TaskDataModule
 from medcls.data.fundus import CacheSettings, build_cache
 from medcls.data.idrid import read_idrid
-from medcls.data.mnist import MNIST_FILES, MNISTDataModule, write_idx
+from medcls.data.mnist import MNIST_FILES, MNISTDataModule, write_synthetic_mnist
 from medcls.data.records import Record
 from medcls.data.synthetic import write_idrid_tree
 from medcls.data.transforms import default_train_transforms
 from medcls.nets import CANet, TutorialNet
 
 CONFIG = Path(__file__).parents[1] / "configs/mnist/tutorial.yaml"
-
-
-def write_random_mnist(root: Path) -> None:
-    rng = np.random.default_rng(0)
-    raw = root / "MNIST" / "raw"
-    for split, count in (("train", 60_000), ("t10k", 10_000)):
-        write_idx(raw / f"{split}-images-idx3-ubyte", rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
-        write_idx(raw / f"{split}-labels-idx1-ubyte", rng.integers(0, 10, count, dtype=np.uint8))
 
 
 def plain_loop(root: Path, epochs: int) -> float:
@@ -95,8 +87,8 @@ def mnist(args: argparse.Namespace) -> None:
         root = args.root
         if not all((root / "MNIST" / "raw" / name).exists() for name in MNIST_FILES):
             root = Path(scratch) / "mnist"
-            write_random_mnist(root)
-            print(f"no MNIST under {args.root}: using random digits of the real size in {root}")
+            write_synthetic_mnist(root)
+            print(f"no MNIST under {args.root}: using synthetic printed digits in {root}")
         # Alternate the two and keep each one's fastest run: background load then hits both alike.
         plain, framework = float("inf"), float("inf")
         for _ in range(args.repeats):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets import MNIST
@@ -179,3 +180,37 @@ def _check_idx_header(path: Path, magic: int) -> None:
             f"{path} is not an MNIST IDX file (header 0x{found:08x}, expected 0x{magic:08x}); "
             "replace it with the original file."
         )
+
+
+def synthetic_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Printed digits in MNIST's format: N x 28 x 28 uint8, white on black, and their N labels.
+
+    Each digit varies in size, stroke width, position and slant, so that a network has to learn shapes; they
+    are a stand-in for MNIST where it cannot be downloaded, not a replacement (handwriting varies far more).
+    """
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, count).astype(np.uint8)
+    fonts = {size: ImageFont.load_default(size=size) for size in range(16, 25)}
+    images = np.empty((count, 28, 28), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        image = Image.new("L", (28, 28))
+        centre = 14 + rng.normal(0, 1.5, size=2)
+        ImageDraw.Draw(image).text(
+            tuple(centre), str(label), fill=255, font=fonts[int(rng.integers(16, 25))], anchor="mm",
+            stroke_width=int(rng.integers(0, 2)), stroke_fill=255,
+        )  # fmt: skip
+        images[i] = np.asarray(image.rotate(rng.uniform(-15, 15), resample=Image.Resampling.BILINEAR))
+    return images, labels
+
+
+def write_synthetic_mnist(root: str | Path, train: int = 60_000, test: int = 10_000, seed: int = 0) -> Path:
+    """Write :func:`synthetic_digits` as the four MNIST files in torchvision's layout under ``root``; returns root.
+
+    For working offline: ``MNISTDataModule(root)`` then reads them as it reads MNIST.
+    """
+    raw = Path(root) / "MNIST" / "raw"
+    for split, count, split_seed in (("train", train, seed), ("t10k", test, seed + 1)):
+        images, labels = synthetic_digits(count, split_seed)
+        write_idx(raw / f"{split}-images-idx3-ubyte", images)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
+    return Path(root)

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torchvision.datasets import MNIST
@@ -88,3 +89,19 @@ def test_augmented_training_digits_move_and_keep_a_black_background(tmp_path: Pa
     black = (0 - 0.1307) / 0.3081
     assert moved[0, 0, 0] == pytest.approx(black) and moved.min() == pytest.approx(black)  # filled, not grey
     assert torch.equal(augmented.val_set[0]["image"], plain.val_set[0]["image"])  # validation never augmented
+
+
+def test_synthetic_digits_are_learnable_shapes_in_mnist_files(tmp_path: Path) -> None:
+    from medcls.data.mnist import synthetic_digits, write_synthetic_mnist
+
+    data = ready(write_synthetic_mnist(tmp_path, train=400, test=50), batch_size=400)
+    assert (len(data.train_set) + len(data.val_set), len(data.test_set)) == (400, 50)
+    images, labels = synthetic_digits(2000, seed=3)
+    assert images.shape == (2000, 28, 28) and images.dtype == np.uint8 and set(labels) == set(range(10))
+    assert np.array_equal(images, synthetic_digits(2000, seed=3)[0])  # seeded
+    # Shapes, not blobs: a nearest-class-mean classifier on raw pixels beats chance by far, yet is not perfect.
+    train, test = slice(0, 1500), slice(1500, None)
+    means = np.stack([images[train][labels[train] == d].reshape(-1, 784).mean(0) for d in range(10)])
+    distances = ((images[test].reshape(-1, 1, 784) - means[None]) ** 2).sum(-1)
+    accuracy = (distances.argmin(1) == labels[test]).mean()
+    assert 0.3 < accuracy < 0.99
