@@ -16,20 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from lightning.pytorch.tuner import Tuner
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from lightning.pytorch.tuner import Tuner  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from medcls.cli import MedclsCLI, main  # noqa: E402
-from medcls.errors import TuningError  # noqa: E402
-from medcls.io import atomic_write  # noqa: E402
+from medcls.cli import MedclsCLI, main
+from medcls.errors import TuningError
+from medcls.io import atomic_write
 
 log = logging.getLogger(__name__)
 

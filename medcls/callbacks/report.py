@@ -225,4 +225,4 @@ def _publish(trainer: Trainer, figure: Figure, path: Path, tag: str) -> None:
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
-    plt.close(figure)
+    plt.close(figure)  # pyplot's figures (torchmetrics draws the confusion matrices with it) stay open otherwise

@@ -260,7 +260,10 @@ class FundusDataModule(TaskDataModule):
         return torch.tensor([counts[c] for c in range(self.tasks[task])], dtype=torch.float)
 
     def class_weights(self, task: str) -> Tensor:
-        """Inverse-frequency weights of the classes of ``task`` in the training split (mean 1 per image)."""
+        """Inverse-frequency weights N / (K n_c) of the K classes of ``task`` in the training split of N images.
+
+        Every class present then weighs N / K in total; a class absent from the split gets N / K.
+        """
         counts = self.class_counts(task)
         return counts.sum() / (len(counts) * counts.clamp(min=1))
 

@@ -1,19 +1,18 @@
-"""Figures of an evaluation, drawn with matplotlib (headless)."""
+"""Figures of an evaluation, drawn with matplotlib.
+
+They are plain ``Figure`` objects, not pyplot's: drawing them needs no display and changes no backend (a
+notebook keeps its own), and nothing has to close them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from torch import Tensor  # noqa: E402
-from torchmetrics.functional.classification import binary_roc  # noqa: E402
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch import Tensor
+from torchmetrics.functional.classification import binary_roc
 
 
 def prediction_grid(images: Tensor, titles: Sequence[str], correct: Sequence[bool], columns: int = 8) -> Figure:
@@ -28,7 +27,8 @@ def prediction_grid(images: Tensor, titles: Sequence[str], correct: Sequence[boo
     count = len(images)
     rows = max(1, -(-count // columns))
     lines = max(title.count("\n") + 1 for title in titles) if titles else 1
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, (1.6 + 0.15 * lines) * rows), squeeze=False)
+    figure = Figure(figsize=(1.6 * columns, (1.6 + 0.15 * lines) * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, title, right in zip(axes.ravel()[:count], images, titles, correct, strict=True):
@@ -53,7 +53,8 @@ def roc_figure(
         auc: Area under the curve, shown in the legend.
     """
     fpr, tpr, _ = binary_roc(torch.from_numpy(scores).double(), torch.from_numpy(labels).long())
-    figure, ax = plt.subplots(figsize=(4.5, 4.5))
+    figure = Figure(figsize=(4.5, 4.5))
+    ax = figure.subplots()
     ax.plot(fpr.numpy(), tpr.numpy(), label=f"ROC (AUC {auc:.3f})")
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="chance")
     for name, (sensitivity, specificity) in points.items():
