@@ -1,3 +1,3 @@
-from medcls.cli import main
+from medcls.cli import command
 
-main()
+command()

@@ -234,6 +234,11 @@ def _model_class(config: Namespace) -> type | None:
     return getattr(importlib.import_module(module), name, None)
 
 
+def command() -> None:
+    """The ``medcls`` console command (returns nothing, so that its exit status is 0 after a run)."""
+    main()
+
+
 def main(args: list[str] | None = None, *, run: bool = True) -> MedclsCLI:
     """Run ``medcls fit | validate | test | predict``; ``args`` defaults to the command line.
 
