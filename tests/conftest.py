@@ -10,7 +10,7 @@ import pytest
 from medcls.data.mnist import write_idx
 
 
-def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def square_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """28x28 grey 'digits': class d lights a 6x6 square at one of ten places, plus noise."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 10, count).astype(np.uint8)
@@ -22,11 +22,11 @@ def synthetic_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_mnist(root: Path, *, train: int = 600, test: int = 100, compress: bool = False) -> Path:
-    """Write the four MNIST files of synthetic digits in torchvision's layout under ``root``."""
+    """Write the four MNIST files of square digits in torchvision's layout under ``root``."""
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for split, count, seed in (("train", train, 0), ("t10k", test, 1)):
-        images, labels = synthetic_digits(count, seed)
+        images, labels = square_digits(count, seed)
         write_idx(raw / f"{split}-images-idx3-ubyte", images, compress=compress)
         write_idx(raw / f"{split}-labels-idx1-ubyte", labels, compress=compress)
     return root
@@ -36,6 +36,18 @@ def write_mnist(root: Path, *, train: int = 600, test: int = 100, compress: bool
 def mnist_root(tmp_path: Path) -> Path:
     """A small synthetic MNIST (600 training, 100 test images) in torchvision's layout."""
     return write_mnist(tmp_path / "mnist")
+
+
+@pytest.fixture
+def tutorial(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tutorial config on the small MNIST, one epoch, run from an empty folder (``tmp_path / "run"``)."""
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    return [
+        "--config", str(Path(__file__).parents[1] / "configs/mnist/tutorial.yaml"),
+        "--data.root", str(mnist_root), "--data.download", "false", "--data.val_size", "100",
+        "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "2",
+    ]  # fmt: skip
 
 
 @pytest.fixture(scope="session")

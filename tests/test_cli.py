@@ -23,19 +23,9 @@ CONFIGS = sorted(c for c in CONFIG_DIR.rglob("*.yaml") if c.parent.name not in P
 PRESETS = sorted(c for c in CONFIG_DIR.rglob("*.yaml") if c.parent.name in PRESET_DIRS)
 
 
-@pytest.fixture
-def tutorial(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The tutorial config on the small synthetic MNIST, one epoch, run from a temporary folder."""
-    monkeypatch.chdir(tmp_path)
-    return [
-        "--config", str(Path(__file__).parents[1] / "configs/mnist/tutorial.yaml"),
-        "--data.root", str(mnist_root), "--data.download", "false", "--data.val_size", "100",
-        "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "2",
-    ]  # fmt: skip
-
-
-def run_dirs() -> list[Path]:
-    return sorted(Path("runs/mnist-tutorial").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+def run_dirs(experiment: str = "mnist-tutorial") -> list[Path]:
+    """The run folders of an experiment, oldest first."""
+    return sorted(Path("runs", experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
 
 
 def test_fit_test_predict_round_trip(tutorial: list[str]) -> None:
@@ -341,7 +331,7 @@ def test_two_seeded_runs_of_the_demo_give_identical_weights_and_metrics(
     main(["fit", *tiny])
     main(["fit", *tiny, "--seed_everything", "1"])
     first, second, other_seed = (torch.load(run / "checkpoints/last.ckpt", weights_only=True)
-                                 for run in run_dirs_of("demo"))  # fmt: skip
+                                 for run in run_dirs("demo"))  # fmt: skip
     assert first["state_dict"].keys() == second["state_dict"].keys()
     for name, weights in first["state_dict"].items():
         assert torch.equal(weights, second["state_dict"][name]), name
@@ -355,7 +345,3 @@ def _checkpointing_state(checkpoint: dict) -> dict:
     (state,) = [state for key, state in checkpoint["callbacks"].items() if key.startswith("ModelCheckpoint")
                 and state["monitor"]]  # fmt: skip
     return state
-
-
-def run_dirs_of(experiment: str) -> list[Path]:
-    return sorted(Path("runs", experiment).glob("version_*"), key=lambda p: int(p.name.split("_")[1]))

@@ -10,15 +10,6 @@ from medcls.cli import main
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
-@pytest.fixture
-def tutorial(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The tutorial config on the small synthetic MNIST, run from an empty folder."""
-    (tmp_path / "run").mkdir()
-    monkeypatch.chdir(tmp_path / "run")
-    return ["--config", str(CONFIGS / "mnist/tutorial.yaml"), "--data.root", str(mnist_root),
-            "--data.download", "false", "--data.val_size", "100", "--trainer.enable_progress_bar", "false"]  # fmt: skip
-
-
 def preset(name: str) -> list[str]:
     return ["--config", str(CONFIGS / "presets" / f"{name}.yaml")]
 

@@ -28,14 +28,6 @@ SCRIPTS = Path(__file__).parents[1] / "scripts"
 TUTORIAL = Path(__file__).parents[1] / "configs/mnist/tutorial.yaml"
 
 
-@pytest.fixture
-def tutorial(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The tutorial config on the small synthetic MNIST, run from a temporary folder."""
-    monkeypatch.chdir(tmp_path)
-    return ["--config", str(TUTORIAL), "--data.root", str(mnist_root), "--data.download", "false",
-            "--data.val_size", "100", "--trainer.enable_progress_bar", "false"]  # fmt: skip
-
-
 def run_script(name: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", [name, *args])
     runpy.run_path(str(SCRIPTS / name), run_name="__main__")
@@ -182,4 +174,5 @@ def test_lr_find_plots_the_curve_and_suggests_a_rate_in_range(tutorial: list[str
     assert 1e-4 <= suggestion <= 0.5 and min(abs(lr / suggestion - 1) for lr in lrs) < 5e-3  # one of the rates tried
     # The temporary checkpoint is gone, and neither a run folder nor lightning_logs was created.
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "lr_find.csv", "lr_find.png"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr_find", "mnist"]
+    assert list(Path().iterdir()) == []  # no run folder or lightning_logs in the working folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr_find", "mnist", "run"]

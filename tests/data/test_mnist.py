@@ -7,7 +7,7 @@ from torchvision.datasets import MNIST
 
 from medcls.data import MNISTDataModule
 from medcls.errors import DataError
-from tests.conftest import synthetic_digits, write_mnist
+from tests.conftest import square_digits, write_mnist
 
 FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
@@ -29,7 +29,7 @@ def test_reads_idx_files_into_batches(tmp_path: Path, compress: bool) -> None:
     batch = next(iter(data.train_dataloader()))
     assert batch["image"].shape == (32, 1, 28, 28) and batch["image"].dtype == torch.float32
     assert batch["digit"].dtype == torch.int64 and len(batch["id"]) == 32
-    images, labels = synthetic_digits(100, seed=1)  # what write_mnist wrote as the test split
+    images, labels = square_digits(100, seed=1)  # what write_mnist wrote as the test split
     sample = data.test_set[7]
     assert sample["id"] == "test/00007" and sample["digit"] == labels[7]
     torch.testing.assert_close(sample["image"][0], (torch.from_numpy(images[7]) / 255 - 0.1307) / 0.3081)
