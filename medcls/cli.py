@@ -3,28 +3,37 @@
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
-from jsonargparse import Namespace
+import yaml
+from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import TensorBoardLogger
 
 import medcls.models  # noqa: F401  (imported so that configs can name models and nets by class name alone)
 import medcls.nets  # noqa: F401
-from medcls.callbacks import EarlyStopping, EvaluationReport
+from medcls.callbacks import EarlyStopping, EvaluationReport, LineProgress
 from medcls.data import TaskDataModule
-from medcls.errors import CheckpointError, MedclsError
-from medcls.io import AtomicCheckpointIO
+from medcls.errors import DEBUG_VARIABLE, CheckpointError, ConfigError, one_line_errors
+from medcls.io import AtomicCheckpointIO, load_checkpoint
+from medcls.nets import without_weights_files
+from medcls.runs import RunFolder, newest_run_checkpoint, run_folder_of, version_of
 
 EVALUATING_SUBCOMMANDS = ("validate", "test", "predict")
 RUN_CHECKPOINTS = ("best", "last")  # --ckpt_path best|last: that file of the experiment's newest run
-NO_PRETRAINED_WEIGHTS = {"pretrained": False, "weights": None}  # the nets' options that load weights files
+FIT_ONLY_CALLBACKS = (ModelCheckpoint, LightningEarlyStopping, LearningRateMonitor)
+"""Callbacks with nothing to do outside ``fit`` (a checkpoint callback would only warn that its folder changed)."""
 
 
 class MedclsCLI(LightningCLI):
@@ -59,16 +68,30 @@ class MedclsCLI(LightningCLI):
         parser.add_lightning_class_args(EvaluationReport, "report")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        """The trainer, writing checkpoints atomically, without the callbacks that have nothing to do in this run.
+        """The trainer, writing checkpoints atomically, with the callbacks that have something to do in this run.
 
-        Without a logger, the learning-rate monitor (which would refuse to run); in a ``fast_dev_run``, which
-        writes nothing, the checkpoints and the report (Lightning would still create their folders in the
-        working directory).
+        Left out: outside ``fit``, the checkpoints, early stopping and learning-rate monitor; without a logger, the
+        learning-rate monitor (which would refuse to run); in a ``fast_dev_run``, which writes nothing, the
+        checkpoints and the report (Lightning would still create their folders). Where the output is not a
+        terminal, progress is reported in plain lines rather than tqdm's bars.
         """
-        trainer = super().instantiate_trainer(**kwargs)
-        idle = (LearningRateMonitor,) if not trainer.loggers else ()
-        idle += (ModelCheckpoint, EvaluationReport) if trainer.fast_dev_run else ()
-        trainer.callbacks = [callback for callback in trainer.callbacks if not isinstance(callback, idle)]
+        config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
+        callbacks = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
+        idle = ()
+        if self.subcommand in EVALUATING_SUBCOMMANDS:
+            idle = FIT_ONLY_CALLBACKS
+            config["enable_checkpointing"] = False  # else Lightning adds a checkpoint callback of its own
+            # The checkpoint holds the states of the fit's callbacks, which have nothing to restore in this run.
+            warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used")
+        idle += (ModelCheckpoint, EvaluationReport) if config.get("fast_dev_run") else ()
+        callbacks = [callback for callback in callbacks if not isinstance(callback, idle)]
+        configured = config.get("callbacks") or []
+        bars = [c for c in (configured if isinstance(configured, list) else [configured]) if isinstance(c, ProgressBar)]
+        if config.get("enable_progress_bar") is not False and not bars and not sys.stdout.isatty():
+            callbacks.append(LineProgress())
+        trainer = self._instantiate_trainer(config, callbacks)
+        if not trainer.loggers:
+            trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, LearningRateMonitor)]
         if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
             trainer.strategy.checkpoint_io = AtomicCheckpointIO()
         return trainer
@@ -81,31 +104,78 @@ class MedclsCLI(LightningCLI):
         """
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        """Parse with the model and data of ``--ckpt_path`` as defaults; refuse to evaluate without one."""
+        """Parse with the model and data of ``--ckpt_path`` as defaults; refuse to evaluate without one.
+
+        Where the command line or a config names another model, net or data class than the checkpoint's, that
+        group is parsed without the checkpoint's settings, which would otherwise mix into it (e.g. MNIST's
+        ``val_size`` into a fundus data module).
+        """
         argv = sys.argv[1:] if args is None else args
+        subcommand, defaults = None, {}
         if isinstance(argv, list):
             subcommands = getattr(self, "_subcommand_parsers", {})  # none when built with run=False
             subcommand = next((arg for arg in argv if arg in subcommands), None)
             ckpt_path = _option_value(argv, "--ckpt_path")
             if subcommand and ckpt_path and ckpt_path not in RUN_CHECKPOINTS:
-                subcommands[subcommand].set_defaults(_classes_of(_load_checkpoint(ckpt_path)))
-        super().parse_arguments(parser, args)
+                defaults = _classes_of(load_checkpoint(ckpt_path))
+                subcommands[subcommand].set_defaults(defaults)
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:
+            raise _broken_config(argv if isinstance(argv, list) else []) or error from error
+        if defaults:
+            chosen = self.config[subcommand]
+            other = [group for group, default in defaults.items() if _classes(chosen[group]) != _classes(default)]
+            if other:
+                subcommands[subcommand].set_defaults(dict.fromkeys(other))
+                super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
         _name_experiment(config)
         if not subcommand:
             return
         if config.checkpoint.save_top_k != 1 and "{" not in config.checkpoint.filename:
-            raise MedclsError(
+            raise ConfigError(
                 f"--checkpoint.save_top_k {config.checkpoint.save_top_k} keeps several checkpoints, but they would "
                 f"all be named {config.checkpoint.filename!r}; give them distinct names, e.g. "
                 "--checkpoint.filename 'epoch{epoch:03d}'."
             )
         if config.ckpt_path in RUN_CHECKPOINTS:
-            config.ckpt_path = str(_latest_run_checkpoint(config, config.ckpt_path))
-        _check_checkpoint(subcommand, config)
+            config.ckpt_path = str(_newest_run_checkpoint(config, config.ckpt_path))
+        _check_checkpoint_given(subcommand, config)
         if subcommand == "fit" and config.ckpt_path:
             _continue_run(config)
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        """Run the subcommand in a run folder of its own, after the checks that need nothing written.
+
+        The checkpoint is checked against the model and the data, and the net against the data's input size,
+        before the run folder is claimed; if the command fails before saving a checkpoint, the folder it
+        claimed is removed again.
+        """
+        ckpt_path = self.config[subcommand].get("ckpt_path")
+        if ckpt_path is not None and hasattr(self.model, "check_checkpoint"):
+            self.model.check_checkpoint(load_checkpoint(ckpt_path))
+        input_shape = getattr(self.datamodule, "input_shape", None)
+        if input_shape is not None and hasattr(self.model, "check_input_shape"):
+            self.model.check_input_shape(input_shape)
+        claimed = self._claim_run_folder()
+        try:
+            super()._run_subcommand(subcommand)
+        except BaseException:
+            if claimed is not None:
+                claimed.release()
+            raise
+
+    def _claim_run_folder(self) -> RunFolder | None:
+        """Create this run's folder (on the first process only), so that no concurrent command can take it too."""
+        logger = self.trainer.logger
+        if not isinstance(logger, TensorBoardLogger) or logger._version is not None or self.trainer.global_rank:
+            return None
+        claimed = RunFolder.claim(Path(logger.root_dir))
+        # Lightning computes the version where it is not set, and only reads it where it is: set it here.
+        logger._version = claimed.version
+        return claimed
 
 
 def _tensorboard_logger(config: Namespace) -> Namespace | None:
@@ -122,47 +192,28 @@ def _name_experiment(config: Namespace) -> None:
         logger.init_args.name = _experiment_name(config)
 
 
-def _latest_run_checkpoint(config: Namespace, which: str) -> Path:
-    """The best or last checkpoint of the newest run of the configured experiment.
-
-    The best is ``best.ckpt``, or with top-k checkpoints under other names, the best one ``last.ckpt`` records.
-    """
+def _experiment(config: Namespace) -> Path | None:
+    """The folder of the configured experiment's runs (with the TensorBoard logger)."""
     logger = _tensorboard_logger(config)
-    if logger is None:
+    return None if logger is None else Path(logger.init_args.save_dir) / logger.init_args.name
+
+
+def _newest_run_checkpoint(config: Namespace, which: str) -> Path:
+    experiment = _experiment(config)
+    if experiment is None:
         raise CheckpointError(f"--ckpt_path {which} needs the TensorBoard logger to find the runs; pass a path.")
-    runs = Path(logger.init_args.save_dir) / logger.init_args.name
-    found = sorted(runs.glob("version_*/checkpoints/*.ckpt"), key=lambda path: path.stat().st_mtime)
-    if not found:
-        raise CheckpointError(
-            f"--ckpt_path {which}: experiment {runs} has no run with checkpoints; "
-            "train one with 'medcls fit' first, or pass the path of a checkpoint."
-        )
-    checkpoints = found[-1].parent
-    path = checkpoints / f"{which}.ckpt"
-    if which == "best" and not path.exists() and (checkpoints / "last.ckpt").exists():
-        path = Path(_recorded_best(_load_checkpoint(str(checkpoints / "last.ckpt"))) or path)
-    if not path.exists():
-        raise CheckpointError(f"--ckpt_path {which}: the newest run of {runs} has no {path}; pass a checkpoint's path.")
-    return path
-
-
-def _recorded_best(checkpoint: dict[str, Any]) -> str | None:
-    """The path of the best checkpoint, as the checkpoint callback with a monitored metric recorded it."""
-    for key, state in checkpoint.get("callbacks", {}).items():
-        if key.startswith("ModelCheckpoint") and state.get("monitor") and state.get("best_model_path"):
-            return state["best_model_path"]
-    return None
+    return newest_run_checkpoint(experiment, which)
 
 
 def _continue_run(config: Namespace) -> None:
     """Resume a fit in the run folder of its checkpoint, so that its logs and checkpoints continue there."""
-    logger = _tensorboard_logger(config)
-    if logger is None or logger.init_args.get("version") is not None:
+    experiment = _experiment(config)
+    if experiment is None or config.trainer.logger.init_args.get("version") is not None:
         return
-    checkpoints = Path(config.ckpt_path).resolve().parent
-    experiment = (Path(logger.init_args.save_dir) / logger.init_args.name).resolve()
-    if checkpoints.name == "checkpoints" and checkpoints.parent.parent == experiment:
-        logger.init_args.version = checkpoints.parent.name
+    run = run_folder_of(Path(config.ckpt_path), experiment)
+    if run is not None:  # as a number where it is one, as Lightning names versions (the progress bar shows it)
+        number = version_of(run)
+        config.trainer.logger.init_args.version = run.name if number is None else number
 
 
 def _experiment_name(config: Namespace) -> str:
@@ -181,6 +232,31 @@ def _option_value(argv: list[str], option: str) -> str | None:
     return None
 
 
+def _broken_config(argv: Any) -> ConfigError | None:
+    """The first ``--config`` file that is not valid YAML, named (jsonargparse's message names none)."""
+    configs = (
+        [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg in ("--config", "-c")] if isinstance(argv, list) else []
+    )
+    for config in configs:
+        try:
+            with open(config, encoding="utf-8") as file:
+                yaml.safe_load(file)
+        except OSError:  # jsonargparse names a missing file itself
+            continue
+        except yaml.YAMLError as error:
+            return ConfigError(f"--config {config} is not a readable YAML file: {' '.join(str(error).split())}")
+    return None
+
+
+def _classes(group: Any) -> tuple[str | None, str | None]:
+    """The class of a model or data config and, for a model, the class of its net."""
+    if group is None:
+        return None, None
+    init_args = group.get("init_args") or {}
+    net = init_args.get("net") if hasattr(init_args, "get") else None
+    return group.get("class_path"), net.get("class_path") if hasattr(net, "get") else None
+
+
 def _classes_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """The model and data module configs a checkpoint was trained with, as parser defaults."""
     defaults = {}
@@ -194,31 +270,13 @@ def _classes_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
             defaults[key] = {"class_path": class_path, "init_args": hparams}
     net = defaults.get("model", {}).get("init_args", {}).get("net")
     if isinstance(net, dict):  # the checkpoint holds the weights: no pretrained weights to fetch or find
-        init_args = net.setdefault("init_args", {})
-        for option, none in NO_PRETRAINED_WEIGHTS.items():
-            if option in init_args:
-                init_args[option] = none
+        defaults["model"]["init_args"]["net"] = without_weights_files(net)
     return defaults
 
 
-def _load_checkpoint(ckpt_path: str) -> dict[str, Any]:
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; check --ckpt_path.")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(error).__name__}: {error}).") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{path} is not a Lightning checkpoint (no state_dict); pass a checkpoint medcls wrote.")
-    return checkpoint
-
-
-def _check_checkpoint(subcommand: str, config: Namespace) -> None:
-    ckpt_path = config.get("ckpt_path")
-    if ckpt_path is not None:
-        _load_checkpoint(ckpt_path)
-    elif subcommand in EVALUATING_SUBCOMMANDS and getattr(_model_class(config), "needs_checkpoint", True):
+def _check_checkpoint_given(subcommand: str, config: Namespace) -> None:
+    needs_checkpoint = getattr(_model_class(config), "needs_checkpoint", True)
+    if config.get("ckpt_path") is None and subcommand in EVALUATING_SUBCOMMANDS and needs_checkpoint:
         raise CheckpointError(
             f"'medcls {subcommand}' needs trained weights: pass --ckpt_path "
             "runs/<experiment>/version_<N>/checkpoints/best.ckpt (or last.ckpt). "
@@ -234,36 +292,94 @@ def _model_class(config: Namespace) -> type | None:
     return getattr(importlib.import_module(module), name, None)
 
 
-def command() -> None:
-    """The ``medcls`` console command (returns nothing, so that its exit status is 0 after a run)."""
-    main()
+class _Stderr(logging.StreamHandler):
+    """Messages as they are, on whatever ``sys.stderr`` is when they come (test runners and notebooks swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self) -> Any:  # noqa: D102
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _DropTips(logging.Filter):
+    """Lightning's advertisements for its cloud services, printed on every run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102
+        return not record.getMessage().startswith("💡 Tip")
+
+
+def _quiet_libraries() -> None:
+    """Silence what libraries print on every run that a user can do nothing about."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_DropTips())
+    # Raised inside Lightning by the newest torch.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # Run folders are claimed atomically: a checkpoint folder with files in it is one being resumed.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # torchmetrics' AUROC on a validation batch without one of the classes; the test report handles it per metric.
+    warnings.filterwarnings("ignore", message=r"No (positive|negative) samples in targets")
+
+
+def command(args: list[str] | None = None) -> None:
+    """The ``medcls`` console command: :func:`main`, any error ending it with one ``medcls: error:`` line.
+
+    ``--debug`` anywhere in the arguments (or ``MEDCLS_DEBUG=1``) shows an error's traceback instead.
+    """
+    argv = sys.argv[1:] if args is None else list(args)
+    if "--debug" in argv:
+        argv = [arg for arg in argv if arg != "--debug"]
+        os.environ[DEBUG_VARIABLE] = "1"  # also for the processes Lightning starts under DDP
+        if args is None:
+            sys.argv = [sys.argv[0], *argv]  # which Lightning's DDP launcher starts them with
+    with console("medcls"):
+        main(None if args is None else argv)
+
+
+@contextmanager
+def console(prog: str) -> Iterator[None]:
+    """What a command line of medcls does around its work: medcls' messages on stderr, any error as one line."""
+    medcls_log = logging.getLogger("medcls")
+    if not any(isinstance(handler, _Stderr) for handler in medcls_log.handlers):
+        medcls_log.addHandler(_Stderr())  # what medcls reports: cache builds, where the report went, warnings
+        medcls_log.setLevel(logging.INFO)
+    with one_line_errors(prog):
+        yield
 
 
 def main(args: list[str] | None = None, *, run: bool = True) -> MedclsCLI:
     """Run ``medcls fit | validate | test | predict``; ``args`` defaults to the command line.
 
-    With ``run=False`` the arguments take no subcommand: the CLI is returned with its trainer, model and data
-    module built but not run, for scripts that drive them (e.g. ``scripts/lr_find.py``).
+    Errors are raised (:func:`command` turns them into one line). With ``run=False`` the arguments take no
+    subcommand: the CLI is returned with its trainer, model and data module built but not run, for scripts that
+    drive them (e.g. ``scripts/lr_find.py``).
     """
-    # Raised inside Lightning by the newest torch; nothing a user can act on.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    try:
-        return MedclsCLI(
-            LightningModule,
-            TaskDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            auto_configure_optimizers=False,
-            save_config_kwargs={"overwrite": True},
-            parser_kwargs={"prog": "medcls", "description": "Medical image classification on PyTorch Lightning."},
-            trainer_defaults={
-                "logger": {
-                    "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
-                    "init_args": {"save_dir": "runs", "name": None, "default_hp_metric": False},
-                }
-            },
-            args=args,
-            run=run,
-        )
-    except MedclsError as error:
-        sys.exit(f"medcls: error: {error}")
+    _quiet_libraries()
+    return MedclsCLI(
+        LightningModule,
+        TaskDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        auto_configure_optimizers=False,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={
+            "prog": "medcls",
+            "description": "Medical image classification on PyTorch Lightning. An error is reported in one line; "
+            "--debug (or MEDCLS_DEBUG=1) shows its traceback.",
+            "exit_on_error": False,
+        },
+        trainer_defaults={
+            "logger": {
+                "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+                "init_args": {"save_dir": "runs", "name": None, "default_hp_metric": False},
+            }
+        },
+        args=args,
+        run=run,
+    )

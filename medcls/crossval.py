@@ -11,7 +11,7 @@ import numpy as np
 from scipy import stats
 
 from medcls.io import atomic_write
-from medcls.metrics.evaluation import metric_values
+from medcls.metrics.report import metric_values
 
 log = logging.getLogger(__name__)
 

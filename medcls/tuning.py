@@ -18,13 +18,12 @@ from typing import IO
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from lightning.pytorch.tuner import Tuner
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from medcls.cli import MedclsCLI, main
-from medcls.errors import TuningError
+from medcls.errors import TrainingError, TuningError
 from medcls.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -169,27 +168,30 @@ def run_search(
 def run_trial(
     medcls: Callable[[list[str]], MedclsCLI], config_args: Sequence[str], trial: Trial, out: Path
 ) -> TrialResult:
-    """Fit one trial into ``out/<trial name>`` and read its best validation score."""
-    cli = medcls(["fit", *config_args, *trial.options(),
-                  "--trainer.logger.init_args.save_dir", str(out),
-                  "--trainer.logger.init_args.name", trial.name])  # fmt: skip
+    """Fit one trial into ``out/<trial name>`` and read its best validation score; a diverged fit is a failed trial."""
+    try:
+        cli = medcls(["fit", *config_args, *trial.options(),
+                      "--trainer.logger.init_args.save_dir", str(out),
+                      "--trainer.logger.init_args.name", trial.name])  # fmt: skip
+    except TrainingError as diverged:
+        log.warning("%s (lr %.3g) diverged: %s", trial.name, trial.lr, diverged)
+        return TrialResult(trial, *_monitor(config_args), None, trial.name, f"diverged: {diverged}")
     checkpoint = cli.trainer.checkpoint_callback
     best = checkpoint.best_model_score
-    # A diverged net can still score, e.g. chance accuracy from NaN logits: its final losses tell. NaN weights
-    # never recover, so the last logged values suffice.
-    diverged = [f"{name} {float(value)}" for name, value in cli.trainer.callback_metrics.items()
-                if "loss" in name and not torch.isfinite(value).all()]  # fmt: skip
     score, status = None, "ok"
-    if diverged:
-        status = "diverged: " + ", ".join(diverged)
-    elif best is None or not math.isfinite(float(best)):  # ModelCheckpoint stores a NaN score as infinite
+    if best is None or not math.isfinite(float(best)):
         status = f"no finite {checkpoint.monitor}"
+        log.warning("%s (lr %.3g) failed: %s", trial.name, trial.lr, status)
     else:
         score = float(best)
-    if score is None:
-        log.warning("%s (lr %.3g) failed: %s", trial.name, trial.lr, status)
     run = os.path.relpath(cli.trainer.log_dir, out)
     return TrialResult(trial, checkpoint.monitor, checkpoint.mode, score, run, status)
+
+
+def _monitor(config_args: Sequence[str]) -> tuple[str, str]:
+    """The checkpoint's monitor and mode as the options set them (a diverged fit leaves no trainer to ask)."""
+    options = dict(zip(config_args, [*config_args[1:], ""], strict=True))
+    return options.get("--checkpoint.monitor", "val/loss"), options.get("--checkpoint.mode", "min")
 
 
 def _check_same_trial(recorded: Trial, drawn: Trial, path: Path) -> None:
@@ -244,15 +246,16 @@ def rank(results: Sequence[TrialResult]) -> list[TrialResult]:
     Raises:
         TuningError: if the trials monitored different metrics, whose scores cannot be compared.
     """
-    monitors = {(result.monitor, result.mode) for result in results}
+    finished = [result for result in results if not result.failed]  # a failed trial has no score to compare
+    monitors = {(result.monitor, result.mode) for result in finished}
     if len(monitors) > 1:
         raise TuningError(
             f"the trials monitored different metrics {sorted(monitors)}; their scores cannot be ranked together. "
             "Keep --checkpoint.monitor and --checkpoint.mode as they were, or choose another --out."
         )
-    sign = -1 if results and results[0].mode == "max" else 1
-    finished = sorted((r for r in results if not r.failed), key=lambda r: (sign * r.score, r.trial.index))
-    return finished + [result for result in results if result.failed]
+    sign = -1 if finished and finished[0].mode == "max" else 1
+    ranked = sorted(finished, key=lambda r: (sign * r.score, r.trial.index))
+    return ranked + [result for result in results if result.failed]
 
 
 def markdown_table(ranked: Sequence[TrialResult]) -> str:

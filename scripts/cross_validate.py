@@ -12,6 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
+from medcls.cli import console
 from medcls.cli import main as medcls
 from medcls.crossval import markdown_table, run_folds, summarise
 from medcls.io import atomic_write
@@ -32,4 +33,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with console("cross_validate.py"):
+        main()

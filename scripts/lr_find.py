@@ -15,6 +15,7 @@ import argparse
 import warnings
 from pathlib import Path
 
+from medcls.cli import console
 from medcls.errors import TuningError
 from medcls.tuning import LR_OPTION, lr_range_test, save_range_test
 
@@ -43,4 +44,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with console("lr_find.py"):
+        main()

@@ -18,6 +18,7 @@ import argparse
 import warnings
 from pathlib import Path
 
+from medcls.cli import console
 from medcls.cli import main as medcls
 from medcls.errors import TuningError
 from medcls.io import atomic_write
@@ -66,4 +67,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with console("lr_search.py"):
+        main()

@@ -8,8 +8,10 @@ Examples:
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
+from medcls.cli import console
 from medcls.data.synthetic import write_idrid_tree, write_messidor_tree
 
 
@@ -23,17 +25,35 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` (to ``high``)."""
+    allowed = f"at least {low}" if high is None else f"from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number {allowed}; got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"expected a whole number {allowed}; got {value}")
+        return value
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("layout", choices=("idrid", "messidor"))
     parser.add_argument("out", type=Path, help="folder to hold 'B. Disease Grading' or 'Messidor'")
     parser.add_argument("--size", type=_size, help="WIDTHxHEIGHT (default 512x340 for IDRiD, 480x320 for Messidor)")
-    parser.add_argument("--train", type=int, default=40, help="IDRiD training images")
-    parser.add_argument("--test", type=int, default=12, help="IDRiD test images")
-    parser.add_argument("--per-base", type=int, default=5, help="Messidor images per sub-base (12 sub-bases)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train", type=_whole_number(1), default=40, help="IDRiD training images")
+    parser.add_argument("--test", type=_whole_number(1), default=12, help="IDRiD test images")
+    parser.add_argument(
+        "--per-base", type=_whole_number(1), default=5, help="Messidor images per sub-base (12 sub-bases)"
+    )
+    parser.add_argument("--seed", type=_whole_number(0), default=0)
     parser.add_argument("--format", choices=("xls", "xlsx", "csv"), default="xls", help="Messidor sheet format")
-    parser.add_argument("--quality", type=int, default=90, help="IDRiD JPEG quality")
+    parser.add_argument("--quality", type=_whole_number(1, 100), default=90, help="IDRiD JPEG quality")
     args = parser.parse_args(argv)
     sized = {} if args.size is None else {"size": args.size}
     if args.layout == "idrid":
@@ -47,4 +67,5 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    with console("make_synthetic_fundus.py"):
+        main()

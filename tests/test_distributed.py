@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from medcls.cli import main
+from medcls.metrics.report import evaluate_predictions, read_predictions, write_metrics
 
 REPO = Path(__file__).parents[1]
 DEMO = REPO / "configs/demo.yaml"
@@ -92,11 +93,15 @@ def steps_per_epoch(images: int, processes: int, batch_size: int = 16) -> int:
     return math.ceil(math.ceil(images / processes) / batch_size)
 
 
-def test_ddp_fit_on_two_processes_then_ddp_test_reports_exactly_what_one_process_reports(
+def test_ddp_fit_on_two_processes_then_ddp_test_reports_what_one_process_reports(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """DDP fit (2 CPU processes, gloo) from a fresh folder: the data is generated and cached once, one run folder;
-    testing its checkpoint on 2 processes gives the same predictions and metrics as on one, repeats dropped."""
+    testing its checkpoint on 2 processes predicts every image once, as one process does, up to float rounding.
+
+    A forward pass on two processes may differ from one process in the last bits (other batch compositions, other
+    kernels), which can flip near-ties of an untrained model's scores: what is guaranteed is equal predictions within
+    float tolerance, and each report exactly what its own predictions.csv gives."""
     monkeypatch.chdir(tmp_path)
     ddp = ["--config", str(REPO / "configs/presets/ddp.yaml"), "--trainer.devices", "2", "--trainer.accelerator", "cpu",
            "--trainer.sync_batchnorm", "false"]  # the preset on CPU, where torch has no SyncBatchNorm  # fmt: skip
@@ -120,16 +125,32 @@ def test_ddp_fit_on_two_processes_then_ddp_test_reports_exactly_what_one_process
     single_metrics, single_rows = report(Path("runs/single/version_0"))
     ddp_metrics, ddp_rows = report(Path("runs/ddp/version_0"))
     assert len(ddp_rows) == 21 and len({row["id"] for row in ddp_rows}) == 21
-    assert ddp_rows == single_rows
+    assert [(row["id"], row["dr"], row["dme"]) for row in ddp_rows] == [
+        (row["id"], row["dr"], row["dme"]) for row in single_rows
+    ]
+    probabilities = [name for name in single_rows[0] if "_prob_" in name]
+    for ddp_row, single_row in zip(ddp_rows, single_rows, strict=True):
+        for name in probabilities:
+            assert float(ddp_row[name]) == pytest.approx(float(single_row[name]), abs=1e-5), (ddp_row["id"], name)
     assert ddp_metrics["n"] == single_metrics["n"] == 21
     assert {"dr", "dme", "joint_accuracy"} <= ddp_metrics.keys()
-    single, two = flatten(single_metrics), flatten(ddp_metrics)
-    assert two.keys() == single.keys()
-    for key, value in single.items():
-        if key != "loss":
-            assert two[key] == pytest.approx(value, nan_ok=True), key
+    assert flatten(ddp_metrics).keys() == flatten(single_metrics).keys()
+    views = last["hyper_parameters"]["binary_views"]
+    for name in ("single", "ddp"):
+        assert_report_is_its_predictions(Path(f"runs/{name}/version_0"), views, resamples=100)
     # The loss is Lightning's mean over the processes' means, repeat included: 22 images where there are 21.
-    assert two["loss"] == pytest.approx(single["loss"], rel=0.05)
+    assert ddp_metrics["loss"] == pytest.approx(single_metrics["loss"], rel=0.05)
+
+
+def assert_report_is_its_predictions(run: Path, views: dict, resamples: int) -> None:
+    """The run's metrics.json is exactly what its predictions.csv gives."""
+    metrics, _ = report(run)
+    _, probabilities, labels = read_predictions(run / "predictions.csv")
+    again = evaluate_predictions(probabilities, labels, binary_views=views,
+                                 operating_points=metrics["operating_points"], n_resamples=resamples)  # fmt: skip
+    metrics.pop("loss")
+    write_metrics(run / "recomputed.json", again)
+    assert metrics == json.loads((run / "recomputed.json").read_text())
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from medcls.errors import TuningError
+from medcls.errors import TrainingError, TuningError
 from medcls.tuning import (
     LECTURE_LR_RANGE,
     LR_OPTION,
@@ -76,6 +76,8 @@ def fake_medcls(ends: list[tuple[float | None, float]], calls: list[list[str]]):
     def medcls(args: list[str]) -> SimpleNamespace:
         calls.append(args)
         score, loss = ends[len(calls) - 1]
+        if not math.isfinite(loss):  # as the Classifier stops a diverging fit
+            raise TrainingError(f"the validation loss is {loss}")
         checkpoint = SimpleNamespace(best_model_score=None if score is None else torch.tensor(score),
                                      monitor="val/digit/auc", mode="max")  # fmt: skip
         metrics = {"val/loss": torch.tensor(loss), "val/digit/auc": torch.tensor(score or 0.0)}
@@ -90,9 +92,8 @@ def fake_medcls(ends: list[tuple[float | None, float]], calls: list[list[str]]):
 
 def test_diverged_trials_are_recorded_as_failed_and_ranked_last(tmp_path: Path) -> None:
     calls: list[list[str]] = []
-    # ModelCheckpoint stores a NaN score as -inf in mode max; a run that never validated has no score at all;
-    # NaN logits still score (chance AUC), but the loss shows the divergence.
-    ends = [(0.7, 1.0), (-math.inf, math.nan), (0.9, 0.5), (None, 2.0), (0.95, math.nan)]
+    # A diverging fit stops with a TrainingError; a run that never validated has no score at all.
+    ends = [(0.7, 1.0), (-math.inf, math.nan), (0.9, 0.5), (None, 2.0), (0.95, math.inf)]
     medcls = fake_medcls(ends, calls)
     trials = sample_trials(5, LogUniform(1e-3, 1.0), seed=0)
     results = run_search(medcls, ["--config", "c.yaml"], trials, tmp_path)
@@ -101,7 +102,8 @@ def test_diverged_trials_are_recorded_as_failed_and_ranked_last(tmp_path: Path) 
     assert [r.score for r in results] == [pytest.approx(0.7), None, pytest.approx(0.9), None, None]
     with open(tmp_path / "trials.csv") as file:
         statuses = [row["status"] for row in csv.DictReader(file)]
-    assert statuses == ["ok", "diverged: val/loss nan", "ok", "no finite val/digit/auc", "diverged: val/loss nan"]
+    assert statuses == ["ok", "diverged: the validation loss is nan", "ok", "no finite val/digit/auc",
+                        "diverged: the validation loss is inf"]  # fmt: skip
     assert read_results(tmp_path / "trials.csv") == results
 
     ranked = rank(results)
@@ -109,7 +111,7 @@ def test_diverged_trials_are_recorded_as_failed_and_ranked_last(tmp_path: Path) 
     table = markdown_table(ranked).splitlines()
     assert table[0] == "| rank | trial | lr | weight decay | val/digit/auc (max) | run |"
     assert table[2].startswith("| 1 | 2 |") and table[4].startswith("| - | 1 |")
-    assert "| failed (diverged: val/loss nan) |" in table[4]
+    assert "| failed (diverged: the validation loss is nan) |" in table[4]
     ax = plot_search(ranked).axes[0]
     low, high = ax.get_xlim()
     assert ax.get_xscale() == "log" and low < min(t.lr for t in trials) and max(t.lr for t in trials) < high
@@ -156,6 +158,18 @@ def test_a_search_on_tiny_mnist_ranks_the_trials_and_resumes(tutorial: list[str]
     monkeypatch.setattr("medcls.cli.main", no_fit)
     run_script("lr_search.py", options, monkeypatch)  # every trial done: it only ranks
     assert len(read_results(out / "trials.csv")) == 3
+
+
+def test_a_real_diverging_trial_is_recorded_as_failed_and_leaves_no_run(tutorial: list[str], tmp_path: Path,
+                                                                         monkeypatch) -> None:  # fmt: skip
+    out = tmp_path / "search"
+    options = [*tutorial, "--trainer.limit_train_batches", "2", "--out", str(out), "--num-trials", "1",
+               "--lr-range", "1e9", "1e10"]  # fmt: skip
+    run_script("lr_search.py", options, monkeypatch)
+    (result,) = read_results(out / "trials.csv")
+    assert result.failed and result.status.startswith("diverged: ") and "NaN or infinite" in result.status
+    assert result.run == "trial000" and not (out / "trial000").exists()  # no run folder of NaN weights
+    assert "| failed (diverged: " in (out / "ranking.md").read_text()
 
 
 def test_lr_find_plots_the_curve_and_suggests_a_rate_in_range(tutorial: list[str], tmp_path: Path, monkeypatch,

@@ -1,6 +1,7 @@
 """Callbacks: what ``--trainer.callbacks`` takes, and those every run has (report, early stopping)."""
 
 from medcls.callbacks.early_stopping import EarlyStopping
+from medcls.callbacks.progress import LineProgress
 from medcls.callbacks.report import EvaluationReport
 
-__all__ = ["EarlyStopping", "EvaluationReport"]
+__all__ = ["EarlyStopping", "EvaluationReport", "LineProgress"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,9 +19,8 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from medcls.distributed import gather_unique
 from medcls.io import atomic_write
 from medcls.metrics.binary import binary_questions
-from medcls.metrics.evaluation import evaluate_task, metric_values
 from medcls.metrics.figures import prediction_grid, roc_figure
-from medcls.metrics.stats import bootstrap_ci
+from medcls.metrics.report import evaluate_predictions, metric_values, write_metrics, write_predictions
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +91,18 @@ class EvaluationReport(Callback):
         out = Path(trainer.log_dir or trainer.default_root_dir)  # a collective call under DDP: on every process
         if not trainer.is_global_zero:
             return
-        write_predictions(out / "predictions.csv", self.ids, probabilities, labels)
         scores = {task: p.numpy() for task, p in probabilities.items()}
         truths = {task: y.numpy() for task, y in labels.items()}
         points = getattr(pl_module, "operating_points", {})
-        questions = binary_questions(scores, truths, getattr(pl_module, "binary_views", {}))
-        metrics = self.evaluate(trainer, scores, truths, questions, points)
-        atomic_write(out / "metrics.json", lambda file: json.dump(_json_safe(metrics), file, indent=2, allow_nan=False))
+        views = getattr(pl_module, "binary_views", {})
+        metrics = evaluate_predictions(
+            scores, truths, binary_views=views, operating_points=points, groups=self._groups(trainer),
+            n_resamples=self.bootstrap_resamples, seed=self.seed,
+        )  # fmt: skip
+        if "test/loss" in trainer.callback_metrics:
+            metrics["loss"] = trainer.callback_metrics["test/loss"].item()
+        write_predictions(out / "predictions.csv", self.ids, scores, truths)
+        write_metrics(out / "metrics.json", metrics)
         for task, task_probabilities in probabilities.items():
             for normalize, name in ((None, "counts"), ("true", "row-normalised")):
                 classes = task_probabilities.shape[1]  # gathered already: no sync with the other processes
@@ -110,7 +112,7 @@ class EvaluationReport(Callback):
                 ax.set_title(f"{task}: confusion matrix, {name} (rows: true, columns: predicted)", fontsize=9)
                 suffix = "" if normalize is None else "_normalised"
                 _publish(trainer, figure, out / f"confusion_{task}{suffix}.png", f"test/confusion{suffix}/{task}")
-        for name, (question, truth) in questions.items():
+        for name, (question, truth) in binary_questions(scores, truths, views).items():
             marked = {
                 point: (metrics[name][f"{point}/sensitivity"]["value"], metrics[name][f"{point}/specificity"]["value"])
                 for point in points.get(name, {})
@@ -130,34 +132,12 @@ class EvaluationReport(Callback):
         self.ids = ids
         return rows
 
-    def evaluate(
-        self,
-        trainer: Trainer,
-        scores: Mapping[str, np.ndarray],
-        truths: Mapping[str, np.ndarray],
-        questions: Mapping[str, tuple[np.ndarray, np.ndarray]],
-        points: Mapping[str, Mapping[str, float]],
-    ) -> dict[str, Any]:
-        """Every metric of every task and binary question, with its bootstrap confidence interval."""
-        groups = np.array([trainer.datamodule.group_of(i) for i in self.ids]) if trainer.datamodule else None
-        if groups is not None and (groups == np.array(self.ids)).all():
-            groups = None  # every image its own group: plain resampling
-        options = {"groups": groups, "n_resamples": self.bootstrap_resamples, "seed": self.seed}
-        metrics: dict[str, Any] = {"n": len(self.ids), "resampled": "groups" if groups is not None else "images"}
-        if "test/loss" in trainer.callback_metrics:
-            metrics["loss"] = trainer.callback_metrics["test/loss"].item()
-        for task, task_scores in scores.items():
-            metrics[task] = evaluate_task(task_scores, truths[task], operating_points=points.get(task), **options)
-        for name, (question, truth) in questions.items():
-            if name not in scores:
-                metrics[name] = evaluate_task(question, truth, operating_points=points.get(name), **options)
-        if len(scores) > 1:
-            correct = np.all([s.argmax(1) == truths[task] for task, s in scores.items()], axis=0).astype(float)
-            value, low, high = bootstrap_ci(np.mean, correct, groups=groups, n_resamples=self.bootstrap_resamples,
-                                            seed=self.seed)  # fmt: skip
-            metrics["joint_accuracy"] = {"value": value, "ci_low": low, "ci_high": high}
-        metrics["operating_points"] = {name: dict(chosen) for name, chosen in points.items()}
-        return metrics
+    def _groups(self, trainer: Trainer) -> np.ndarray | None:
+        """The group of each image as the data module defines it; ``None`` where every image is its own group."""
+        if trainer.datamodule is None:
+            return None
+        groups = np.array([trainer.datamodule.group_of(i) for i in self.ids])
+        return None if (groups == np.array(self.ids)).all() else groups
 
     def _publish_grid(
         self, trainer: Trainer, out: Path, probabilities: Mapping[str, Tensor], labels: Mapping[str, Tensor]
@@ -181,43 +161,6 @@ class EvaluationReport(Callback):
             return
         write_predictions(path, self.ids, probabilities)
         log.info("Predictions written to %s", path)
-
-
-def write_predictions(
-    path: Path, ids: list[str], probabilities: Mapping[str, Tensor], labels: Mapping[str, Tensor] | None = None
-) -> None:
-    """Write one row per image: id, then per task the true class (if known), predicted class, probabilities."""
-    columns = ["id"]
-    for task, task_probabilities in probabilities.items():
-        columns += [task] if labels else []
-        columns += [f"{task}_pred"] + [f"{task}_prob_{k}" for k in range(task_probabilities.shape[1])]
-
-    def write(file: Any) -> None:
-        writer = csv.writer(file)
-        writer.writerow(columns)
-        for i, image_id in enumerate(ids):
-            row: list[Any] = [image_id]
-            for task, task_probabilities in probabilities.items():
-                row += [int(labels[task][i])] if labels else []
-                row += [int(task_probabilities[i].argmax())] + [f"{p:.6f}" for p in task_probabilities[i].tolist()]
-            writer.writerow(row)
-
-    atomic_write(path, write)
-
-
-def _json_safe(value: Any) -> Any:
-    """Make a value standard JSON.
-
-    An undefined metric (NaN, e.g. an AUC on one class) becomes ``null``; an infinite threshold (no image called
-    positive) the string ``"inf"``.
-    """
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, float) and np.isnan(value):
-        return None
-    if isinstance(value, float) and np.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return value
 
 
 def _publish(trainer: Trainer, figure: Figure, path: Path, tag: str) -> None:

@@ -18,6 +18,7 @@ from torchvision.transforms import v2
 from medcls.data.fundus import CacheSettings, FundusCache, build_cache
 from medcls.data.records import Record
 from medcls.data.transforms import default_eval_transforms, default_train_transforms
+from medcls.errors import ConfigError, summarise_error
 from medcls.io import atomic_write
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,11 @@ SPLITS = ("train", "val", "test")
 class TaskDataModule(LightningDataModule):
     """A data module whose batches are dicts: ``"image"``, one class-index tensor per task, ``"id"``.
 
-    Subclasses set ``tasks`` (task name -> number of classes, linked into the model) and, in ``setup``,
-    the datasets ``train_set``, ``val_set`` and ``test_set``. ``predict`` runs over the test set.
+    Subclasses set ``tasks`` (task name -> number of classes, linked into the model) and ``input_shape``,
+    and, in ``setup``, the datasets ``train_set``, ``val_set`` and ``test_set``. ``predict`` runs over the
+    test set. Settings are checked as the module is built: an impossible one is a
+    :class:`~medcls.errors.ConfigError` naming its option (``--data.batch_size``), before anything is read
+    or written.
 
     Args:
         batch_size: Images per training batch.
@@ -40,6 +44,8 @@ class TaskDataModule(LightningDataModule):
     """
 
     tasks: dict[str, int]
+    input_shape: tuple[int, int, int]
+    """Channels, height, width of the images served to the net (a read-only property of each data module)."""
     binary_views: dict[str, tuple[str, int]] = {}
     """Binary questions of graded tasks, name -> (task, lowest positive grade); linked into the model."""
 
@@ -47,6 +53,11 @@ class TaskDataModule(LightningDataModule):
         self, batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0, augment: bool = True
     ) -> None:
         super().__init__()
+        for option, value in (("--data.batch_size", batch_size), ("--data.eval_batch_size", eval_batch_size)):
+            if value is not None and value < 1:
+                raise ConfigError(f"{option} is {value}; it must be at least 1.")
+        if num_workers < 0:
+            raise ConfigError(f"--data.num_workers is {num_workers}; use 0 (load in the main process) or more.")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
@@ -118,7 +129,8 @@ class CachedImageDataset(Dataset):
 class FundusDataModule(TaskDataModule):
     """Fundus photographs listed as records: preprocessed once into a cache, split, augmented, loaded.
 
-    Subclasses set ``label_tasks`` (every task the data set labels) and read their data set in
+    Subclasses set ``label_tasks`` (every task the data set labels; before calling this class's
+    ``__init__``, which checks the settings naming tasks against it) and read their data set in
     :meth:`split_records`. ``prepare_data`` builds the cache (field of
     view cropped, resized once; rank 0 only under DDP); training reads only the cache. The assignment of
     every image to train/val/test is written to ``splits.csv`` in the run's log dir.
@@ -166,6 +178,10 @@ class FundusDataModule(TaskDataModule):
         augment: bool = True,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, augment)
+        if preprocess_workers < 0:
+            raise ConfigError(f"--data.preprocess_workers is {preprocess_workers}; use 0 (one per CPU) or more.")
+        if input_size < 1:
+            raise ConfigError(f"--data.input_size is {input_size}; it must be at least 1.")
         self.root = Path(root)
         self.cache_dir = Path(cache_dir)
         self.cache_settings = CacheSettings(size=image_size, contrast=contrast, format=cache_format)
@@ -173,8 +189,10 @@ class FundusDataModule(TaskDataModule):
         self.preprocess_workers = preprocess_workers
         self.train_transform = v2.Compose(train_transforms or default_train_transforms(input_size))
         self.eval_transform = v2.Compose(eval_transforms or default_eval_transforms(input_size))
-        self.select_tasks = select_tasks
-        self.chosen_views = binary_views
+        self.tasks = self._chosen_tasks(select_tasks)
+        self.binary_views = self._chosen_views(binary_views)
+        if balance is not None and balance not in self.tasks:
+            raise ConfigError(f"--data.balance names the task {balance!r}; choose one of {sorted(self.tasks)}.")
         self.balance = balance
         self.splits: dict[str, list[Record]] = {}
         self.groups: dict[str, str] = {}
@@ -182,21 +200,51 @@ class FundusDataModule(TaskDataModule):
     label_tasks: dict[str, int]
     label_views: dict[str, tuple[str, int]] = {}
 
-    @property
-    def tasks(self) -> dict[str, int]:
+    def _chosen_tasks(self, select_tasks: list[str] | None) -> dict[str, int]:
         """The tasks learnt: ``select_tasks`` of the data set's ``label_tasks``, in the data set's order."""
-        if self.select_tasks is None:
+        if select_tasks is None:
             return dict(self.label_tasks)
-        unknown = set(self.select_tasks) - self.label_tasks.keys()
-        if unknown:
-            raise ValueError(f"select_tasks names {sorted(unknown)}; this data set labels {sorted(self.label_tasks)}.")
-        return {task: n for task, n in self.label_tasks.items() if task in self.select_tasks}
+        unknown = set(select_tasks) - self.label_tasks.keys()
+        if unknown or not select_tasks:
+            named = f"names {sorted(unknown)}" if unknown else "is empty"
+            raise ConfigError(f"--data.select_tasks {named}; this data set labels {sorted(self.label_tasks)}.")
+        return {task: n for task, n in self.label_tasks.items() if task in select_tasks}
+
+    def _chosen_views(self, chosen: dict[str, tuple[str, int]] | None) -> dict[str, tuple[str, int]]:
+        """The binary views (the chosen ones, else the data set's ``label_views``) of the tasks learnt."""
+        views = self.label_views if chosen is None else chosen
+        views = {name: (task, int(grade)) for name, (task, grade) in views.items()}
+        for name, (task, grade) in views.items():
+            if task not in self.label_tasks or not 1 <= grade < self.label_tasks[task]:
+                raise ConfigError(
+                    f"--data.binary_views: {name} is [{task}, {grade}]; name a task of {sorted(self.label_tasks)} "
+                    "and its lowest positive grade, from 1 to the task's number of classes - 1."
+                )
+        return {name: view for name, view in views.items() if view[0] in self.tasks}
 
     @property
-    def binary_views(self) -> dict[str, tuple[str, int]]:
-        """The binary views (the chosen ones, else the data set's ``label_views``) of the tasks learnt."""
-        views = self.label_views if self.chosen_views is None else self.chosen_views
-        return {name: (task, int(grade)) for name, (task, grade) in views.items() if task in self.tasks}
+    def input_shape(self) -> tuple[int, int, int]:
+        """Channels, height, width of the images served to the net: what the eval pipeline makes of a cached image.
+
+        Found by running ``eval_transforms`` on a black uint8 image of the cache's size, which holds for any
+        pipeline and costs one transform.
+
+        Raises:
+            ConfigError: If the pipeline fails on that image or does not return one C x H x W image.
+        """
+        size = self.cache_settings.size
+        try:
+            shape = tuple(self.eval_transform(torch.zeros(3, size, size, dtype=torch.uint8)).shape)
+        except Exception as error:  # a configured pipeline can raise anything; all mean it does not fit
+            raise ConfigError(
+                f"--data.eval_transforms fails on a 3 x {size} x {size} uint8 image ({summarise_error(error)})."
+            ) from error
+        if len(shape) != 3:
+            raise ConfigError(
+                f"--data.eval_transforms turns a 3 x {size} x {size} image into shape {list(shape)}, "
+                "not channels x height x width."
+            )
+        return shape
 
     def split_records(self) -> dict[str, list[Record]]:
         """Read the data set and split it: ``{"train": [...], "val": [...], "test": [...]}``."""
@@ -225,8 +273,6 @@ class FundusDataModule(TaskDataModule):
         if cache.skipped:
             left_out = set(cache.skipped)
             self.splits = {s: [r for r in rs if r.path.resolve() not in left_out] for s, rs in self.splits.items()}
-        if self.balance is not None and self.balance not in self.tasks:
-            raise ValueError(f"balance names the task {self.balance!r}, but the tasks are {sorted(self.tasks)}.")
         self.groups = {record.id: record.group for records in self.splits.values() for record in records}
         tasks = list(self.tasks)
         train_transform = self.train_transform if self.augment else self.eval_transform

@@ -21,7 +21,10 @@ import math
 import os
 import shutil
 import socket
-from collections.abc import Sequence
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -34,7 +37,8 @@ from PIL import Image, ImageFilter
 from scipy import ndimage
 from tqdm import tqdm
 
-from medcls.errors import DataError
+from medcls.data.images import decode_image
+from medcls.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +52,10 @@ _DETECT_SIDE = 512
 # Darkest level counted as field of view, whatever the image's brightness: above JPEG noise in
 # the black surround.
 _MIN_LEVEL = 10
+# How many unreadable images the error message names; the manifest lists them all.
+_NAMED_UNREADABLE = 3
+# How often a build's worker checks that the process that started it is still there.
+_PARENT_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -71,12 +79,19 @@ class FieldOfView:
 class CacheSettings:
     """How a fundus cache preprocesses and stores its images; every field is part of the cache key.
 
+    The data modules' ``--data.image_size`` and ``--data.cache_format`` are ``size`` and ``format``;
+    the errors about them name those options.
+
     Attributes:
         size: Side of the square output images, in pixels.
         contrast: Apply Ben Graham's local-average-colour subtraction (:func:`normalise_contrast`).
         format: ``"jpeg"``: one JPEG per image (compact); ``"memmap"``: one uint8 ``.npy`` array of
             shape N x size x size x 3, read through a memory map (fastest: no decoding at all).
         jpeg_quality: Quality of the cached JPEGs (``format="jpeg"`` only).
+
+    Raises:
+        ConfigError: If ``size`` or ``format`` is out of range.
+        ValueError: If ``jpeg_quality`` is (not a command-line option).
     """
 
     size: int = 512
@@ -86,11 +101,11 @@ class CacheSettings:
 
     def __post_init__(self) -> None:
         if self.size < 32:
-            raise ValueError(f"CacheSettings.size must be at least 32 pixels, got {self.size}.")
+            raise ConfigError(f"--data.image_size (the cache's image size) is {self.size}; it must be at least 32.")
         if self.format not in ("jpeg", "memmap"):
-            raise ValueError(f"CacheSettings.format must be 'jpeg' or 'memmap', got {self.format!r}.")
+            raise ConfigError(f"--data.cache_format is {self.format!r}; choose 'jpeg' or 'memmap'.")
         if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"CacheSettings.jpeg_quality must be in 1..100, got {self.jpeg_quality}.")
+            raise ValueError(f"CacheSettings.jpeg_quality is {self.jpeg_quality}; it must be in 1..100.")
 
 
 def find_field_of_view(image: Image.Image | np.ndarray) -> FieldOfView:
@@ -204,9 +219,9 @@ def normalise_contrast(image: np.ndarray) -> np.ndarray:
 def load_fundus(path: Path, settings: CacheSettings, *, draft: bool = True) -> np.ndarray:
     """Decode one fundus photograph and preprocess it as a cache with ``settings`` stores it.
 
-    JPEGs are decoded with Pillow's ``draft``: DCT-domain downscaling by the largest power of two
-    (up to 8) that keeps both sides at least ``settings.size``, 5-7x faster on a 4288 x 2848
-    photograph. The field of view is then found and cropped on the reduced image.
+    The file is decoded by :func:`~medcls.data.images.decode_image` (16-bit images are scaled, not
+    clipped), a JPEG with draft downscaling to no less than ``settings.size``: 5-7x faster on a
+    4288 x 2848 photograph. The field of view is then found and cropped on the reduced image.
 
     Args:
         path: The image file (any format Pillow reads).
@@ -219,13 +234,7 @@ def load_fundus(path: Path, settings: CacheSettings, *, draft: bool = True) -> n
     Raises:
         DataError: If the file cannot be decoded or shows no field of view; the message names it.
     """
-    try:
-        with Image.open(path) as source:
-            if draft and source.format == "JPEG":
-                source.draft("RGB", (settings.size, settings.size))
-            image = source.convert("RGB")
-    except Exception as exc:  # Pillow's decoders raise many types on a malformed file; all mean unreadable
-        raise DataError(f"{path}: cannot decode this image ({type(exc).__name__}: {exc})") from exc
+    image = decode_image(path, "RGB", draft_size=settings.size if draft else None)
     try:
         fov = find_field_of_view(image)
     except ValueError as exc:
@@ -302,7 +311,8 @@ def build_cache(
 
     Reusing only stats the sources; it decodes nothing. An unreadable source does not stop the
     build: the cache is completed without it (so that retrying with ``skip_corrupt=True`` costs
-    nothing), and then the error is raised unless ``skip_corrupt`` is set.
+    nothing), and then the error is raised unless ``skip_corrupt`` is set. Worker processes exit
+    on their own within a second of the building process's death, however it died.
 
     Args:
         sources: The image files, in the order the cache indexes them.
@@ -311,7 +321,8 @@ def build_cache(
         workers: Worker processes; 0 means one per CPU, 1 builds in this process.
         skip_corrupt: Leave unreadable images out (listed in the manifest and in
             :attr:`FundusCache.skipped`, with a warning) instead of raising.
-        progress: Show a progress bar while building.
+        progress: Report the build's progress on stderr: a progress bar on a terminal, else (a log
+            file) one line as the build starts and one as it ends.
 
     Returns:
         The cache.
@@ -331,17 +342,25 @@ def build_cache(
     cache = _open(root, key)
     if cache is None:
         cache = _build(paths, root, key, settings, workers or os.cpu_count() or 1, progress)
-    else:
-        logger.info("Reusing the fundus cache %s (%d images).", root, len(cache))
+    else:  # said once, where the cache is prepared (under DDP every process opens it again in setup)
+        logger.log(logging.INFO if progress else logging.DEBUG, "Reusing the fundus cache %s (%d images).", root,
+                   len(cache))  # fmt: skip
     if cache.skipped:
-        listing = "\n  ".join(cache._errors)
+        named = "; ".join(cache._errors[:_NAMED_UNREADABLE])
+        if len(cache.skipped) > _NAMED_UNREADABLE:
+            named += f"; and {len(cache.skipped) - _NAMED_UNREADABLE} more"
         if not skip_corrupt:
             raise DataError(
-                f"{len(cache.skipped)} fundus image(s) could not be read:\n  {listing}\n"
-                "Replace them with intact copies, or set skip_corrupt=True to leave them out "
-                f"(they are then listed in {root / _MANIFEST})."
+                f"{len(cache.skipped)} fundus image(s) could not be read: {named} (all listed in "
+                f"{root / _MANIFEST}). Replace them with intact copies, or pass --data.skip_corrupt true "
+                "to leave them out."
             )
-        logger.warning("Left %d unreadable fundus image(s) out of the cache:\n  %s", len(cache.skipped), listing)
+        logger.warning(
+            "Left %d unreadable fundus image(s) out of the cache (all listed in %s): %s",
+            len(cache.skipped),
+            root / _MANIFEST,
+            named,
+        )
     return cache
 
 
@@ -372,7 +391,6 @@ def _build(
     paths: list[Path], root: Path, key: str, settings: CacheSettings, workers: int, progress: bool
 ) -> FundusCache:
     """Build the cache in a temporary sibling of ``root`` and rename it into place when complete."""
-    logger.info("Building the fundus cache %s: %d images, %s.", root, len(paths), settings)
     root.parent.mkdir(parents=True, exist_ok=True)
     _remove_dead_builds(root.parent)
     tmp = root.with_name(f"{key}.tmp-{socket.gethostname()}-{os.getpid()}")
@@ -385,12 +403,11 @@ def _build(
         tasks = [(row, path, settings, tmp) for row, path in enumerate(paths)]
         with ExitStack() as stack:
             if workers > 1 and len(paths) > 1:
-                pool = stack.enter_context(ProcessPoolExecutor(min(workers, len(paths))))
-                results = pool.map(_build_one, tasks)
+                pool = ProcessPoolExecutor(min(workers, len(paths)), initializer=_exit_with_parent)
+                results = stack.enter_context(pool).map(_build_one, tasks)
             else:
                 results = map(_build_one, tasks)
-            bar = tqdm(results, total=len(tasks), desc="Preprocessing fundus images", unit="img", disable=not progress)
-            errors = dict(zip(paths, stack.enter_context(bar), strict=True))
+            errors = dict(zip(paths, _with_progress(results, len(tasks), root, settings, progress), strict=True))
         rows = [row for row, path in enumerate(paths) if errors[path] is None]
         manifest = {
             "version": _VERSION,
@@ -415,6 +432,46 @@ def _build(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return FundusCache(root, manifest)
+
+
+def _with_progress(
+    results: Iterable[str | None], total: int, root: Path, settings: CacheSettings, progress: bool
+) -> Iterable[str | None]:
+    """Yield the results, reporting progress on stderr: a bar on a terminal, else a line at each end.
+
+    A log file would otherwise fill with the bar's carriage-return redraws.
+    """
+    if not progress:
+        logger.debug("Building the fundus cache %s: %d images, %s.", root, total, settings)
+        yield from results
+        return
+    print(f"Building the fundus cache {root}: {total} images, {settings}.", file=sys.stderr, flush=True)
+    if sys.stderr.isatty():
+        with tqdm(results, total=total, desc="Preprocessing fundus images", unit="img") as bar:
+            yield from bar
+    else:
+        start = time.perf_counter()
+        yield from results
+        elapsed = time.perf_counter() - start
+        print(f"Preprocessed {total} fundus images in {elapsed:.1f} s.", file=sys.stderr, flush=True)
+
+
+def _exit_with_parent() -> None:
+    """Make this worker process exit soon after the process that started it dies (killed, say).
+
+    Workers otherwise wait for tasks forever: forked ones hold the write end of their own task
+    queue, so they never see it close. A parent's death shows as a new parent process id (the
+    orphan is adopted) on every POSIX system, no kernel-specific signal needed. (Under the
+    ``forkserver`` start method the parent is the fork server, which exits when its starter does.)
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _build_one(task: tuple[int, Path, CacheSettings, Path]) -> str | None:

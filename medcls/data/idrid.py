@@ -2,19 +2,20 @@
 
 The label files carry quirks that the reader tolerates: a trailing space in the header
 ``Risk of macular edema ``, trailing empty columns, blank rows, a byte-order mark, and image
-names without their ``.jpg``. Image numbering restarts in the test set, so ids carry the split:
-``train/IDRiD_001`` and ``test/IDRiD_001`` are different images.
+names without their ``.jpg``; re-saved from a spreadsheet, they may come in another encoding or
+with another delimiter (see :func:`~medcls.data.tables.read_rows`). Image numbering restarts in the
+test set, so ids carry the split: ``train/IDRiD_001`` and ``test/IDRiD_001`` are different images.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
 from medcls.data.base import FundusDataModule
 from medcls.data.records import Record, resolve_inside
-from medcls.data.splits import joint_labels, stratified_holdout
+from medcls.data.splits import check_holdout_size, joint_labels, stratified_holdout
+from medcls.data.tables import read_rows
 from medcls.errors import DataError
 
 IDRID_TASKS: dict[str, int] = {"dr": 5, "dme": 3}
@@ -82,9 +83,7 @@ def _read_split(root: Path, split: str, images_folder: str, labels_file: str) ->
 
 def _read_table(path: Path) -> tuple[dict[str, int], list[tuple[int, list[str]]]]:
     """Return the required columns' positions and the non-blank data rows with their line numbers."""
-    with path.open(newline="", encoding="utf-8-sig") as file:
-        reader = csv.reader(file)
-        rows = [(reader.line_num, cells) for cells in reader if any(cell.strip() for cell in cells)]
+    rows = [(line, cells) for line, cells in read_rows(path) if any(cell.strip() for cell in cells)]
     if not rows:
         raise DataError(
             f"{path} is empty: expected a header ('Image name', 'Retinopathy grade', ...) and one row per image."
@@ -133,8 +132,9 @@ class IDRiDDataModule(FundusDataModule):
     label_tasks = IDRID_TASKS
     label_views = {"referable_dr": ("dr", 2), "dme_present": ("dme", 1)}
 
-    def __init__(self, root: str | Path, val_size: float = 0.2, split_seed: int = 0, **kwargs: Any) -> None:
+    def __init__(self, root: str | Path, val_size: int | float = 0.2, split_seed: int = 0, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)
+        check_holdout_size(val_size)
         self.val_size = val_size
         self.split_seed = split_seed
 

@@ -3,12 +3,13 @@
 The folder is searched as a whole, so the layouts seen in the wild all read the same: the
 sheet ``Annotation_BaseXX`` (or ``Annotation BaseXX``, any case) beside or inside its folder,
 ``BaseXX/BaseXX/`` after unzipping, the first worksheet whatever its name (``Feuil1``), saved
-as ``.xls`` (the original), ``.xlsx`` (needs openpyxl) or ``.csv`` (``,`` or ``;``).
+as ``.xls`` (the original), ``.xlsx`` or ``.csv`` (any encoding and delimiter Excel writes, see
+:func:`~medcls.data.tables.read_rows`). Sub-folders may be symbolic links (a link cycle is
+followed once).
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import logging
 import os
@@ -21,8 +22,9 @@ import xlrd
 
 from medcls.data.base import FundusDataModule
 from medcls.data.records import Record
-from medcls.data.splits import joint_labels, stratified_group_kfold, stratified_holdout
-from medcls.errors import DataError
+from medcls.data.splits import check_folds, check_holdout_size, joint_labels, stratified_group_kfold, stratified_holdout
+from medcls.data.tables import read_rows
+from medcls.errors import ConfigError, DataError, summarise_error
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +84,18 @@ def messidor_tasks(dr: DrMode = "referable", dme: DmeMode = "grade") -> dict[str
         dme: ``"grade"`` (risk 0-2) or ``"binary"`` (risk >= 1 -> 1, else 0).
 
     Raises:
-        ValueError: If a mode is unknown.
+        ConfigError: If a mode is unknown (named as its option, ``--data.dr`` or ``--data.dme``).
     """
-    for value, modes in ((dr, DrMode), (dme, DmeMode)):
-        if value not in get_args(modes):
-            raise ValueError(f"unknown label mode {value!r}; choose one of {get_args(modes)}")
+    _check_mode("--data.dr", "label", dr, DrMode)
+    _check_mode("--data.dme", "label", dme, DmeMode)
     return {"dr": 4 if dr == "grade" else 2, "dme": 3 if dme == "grade" else 2}
+
+
+def _check_mode(option: str, kind: str, value: str, modes: Any) -> None:
+    """Refuse a value that is not one of the ``Literal`` type ``modes``."""
+    if value not in get_args(modes):
+        choices = " or ".join(repr(mode) for mode in get_args(modes))
+        raise ConfigError(f"{option}: unknown {kind} mode {value!r}; choose {choices}.")
 
 
 def read_messidor(
@@ -108,14 +116,12 @@ def read_messidor(
         extension, labels ``{"dr": ..., "dme": ...}`` in the chosen modes.
 
     Raises:
-        DataError: If a base has no sheet, a sheet lacks a column or has a bad row (a grade that
-            is no whole number or out of range, an image not found or listed twice).
-        ImportError: If a sheet is ``.xlsx`` and openpyxl is not installed.
-        ValueError: If a mode is unknown.
+        DataError: If a base has no sheet, a sheet is unreadable, lacks a column or has a bad row (a
+            grade that is no whole number or out of range, an image not found or listed twice).
+        ConfigError: If a mode is unknown.
     """
     messidor_tasks(dr, dme)
-    if duplicates not in get_args(Duplicates):
-        raise ValueError(f"unknown duplicates mode {duplicates!r}; choose one of {get_args(Duplicates)}")
+    _check_mode("--data.duplicates", "duplicates", duplicates, Duplicates)
     root = Path(root).resolve()
     if not root.is_dir():
         raise DataError(f"{root} is not a folder: point the root at the Messidor folder holding Base11 ... Base34.")
@@ -153,10 +159,20 @@ def _labels(entry: _Entry, dr: DrMode, dme: DmeMode) -> dict[str, int]:
 
 
 def _scan(root: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
-    """Index the tree: sheets by lower-case base name, all other files by lower-case file name."""
+    """Index the tree: sheets by lower-case base name, all other files by lower-case file name.
+
+    Linked folders are followed, each real folder once: a link cycle, or two links to one folder,
+    would otherwise list its files again and again.
+    """
     sheets: dict[str, list[Path]] = {}
     files: dict[str, list[Path]] = {}
-    for folder, _, names in os.walk(root):
+    visited: set[tuple[int, int]] = set()
+    for folder, subfolders, names in os.walk(root, onerror=_unreadable_folder, followlinks=True):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in visited:
+            subfolders.clear()
+            continue
+        visited.add((stat.st_dev, stat.st_ino))
         for name in names:
             path = Path(folder, name)
             match = _SHEET.fullmatch(path.stem.casefold())
@@ -165,6 +181,10 @@ def _scan(root: Path) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
             else:
                 files.setdefault(name.casefold(), []).append(path)
     return sheets, files
+
+
+def _unreadable_folder(error: OSError) -> None:
+    raise DataError(f"cannot list the folder {error.filename} ({error.strerror}); check its permissions.")
 
 
 def _pick_sheet(root: Path, base: str, candidates: list[Path]) -> Path:
@@ -181,7 +201,7 @@ def _pick_sheet(root: Path, base: str, candidates: list[Path]) -> Path:
 
 def _read_sheet(sheet: Path, images: dict[str, list[Path]], entries: dict[str, _Entry]) -> None:
     """Add the sheet's rows to ``entries`` (image name without extension -> entry), validated."""
-    rows = [(number, cells) for number, cells in enumerate(_cells(sheet), start=1) if any(map(_text, cells))]
+    rows = [(number, cells) for number, cells in _cells(sheet) if any(map(_text, cells))]
     if not rows:
         raise DataError(f"{sheet} is empty: expected a header ('Image name', 'Retinopathy grade', ...) and 100 rows.")
     (header_row, header), data = rows[0], rows[1:]
@@ -210,31 +230,33 @@ def _read_sheet(sheet: Path, images: dict[str, list[Path]], entries: dict[str, _
         )
 
 
-def _cells(sheet: Path) -> list[list[object]]:
-    """The rows of the sheet's first worksheet; spreadsheet numbers come as float or int."""
+def _cells(sheet: Path) -> list[tuple[int, list[object]]]:
+    """The rows of the sheet's first worksheet, numbered from 1; spreadsheet numbers come as float or int."""
     suffix = sheet.suffix.casefold()
-    if suffix == ".xls":
-        try:
-            worksheet = xlrd.open_workbook(sheet).sheet_by_index(0)
-        except xlrd.XLRDError as error:
-            raise DataError(f"{sheet} is not a readable Excel 97 sheet ({error}); save it again as .xls.") from None
-        return [worksheet.row_values(row) for row in range(worksheet.nrows)]
+    if suffix == ".csv":
+        return read_rows(sheet)
     if suffix == ".xlsx":
-        try:
-            import openpyxl  # optional: only the .xlsx re-saves of the sheets need it
-        except ImportError as error:
-            raise ImportError(
-                f"reading {sheet} needs openpyxl: pip install openpyxl, or save it as .xls or .csv."
-            ) from error
+        import openpyxl  # here, not at the top: it takes 0.2 s to import, for .xlsx sheets only
+    # Both libraries raise many types on a damaged file (xlrd: XLRDError, but also struct.error or
+    # IndexError on a truncated one; openpyxl: BadZipFile, KeyError, InvalidFileException, ...); all
+    # mean the same to the user.
+    try:
+        if suffix == ".xls":
+            # xlrd prints its warnings about a damaged file to stdout unless given a log of its own.
+            worksheet = xlrd.open_workbook(sheet, logfile=io.StringIO()).sheet_by_index(0)
+            return [(row + 1, worksheet.row_values(row)) for row in range(worksheet.nrows)]
         workbook = openpyxl.load_workbook(sheet, read_only=True, data_only=True)
         try:
-            return [list(row) for row in workbook.worksheets[0].iter_rows(values_only=True)]
+            rows = workbook.worksheets[0].iter_rows(values_only=True)
+            return [(number, list(row)) for number, row in enumerate(rows, start=1)]
         finally:
             workbook.close()
-    text = sheet.read_text(encoding="utf-8-sig")
-    # A French Excel, which names the worksheet Feuil1, exports CSV with semicolons.
-    delimiter = max(",;", key=text.partition("\n")[0].count)
-    return list(csv.reader(io.StringIO(text), delimiter=delimiter))
+    except Exception as error:
+        kind = "Excel 97 sheet" if suffix == ".xls" else "Excel workbook"
+        raise DataError(
+            f"{sheet} is not a readable {kind} ({summarise_error(error)}); open it in Excel and save it again "
+            f"as {suffix}, or save it as .csv."
+        ) from None
 
 
 def _text(cell: object) -> str:
@@ -340,13 +362,11 @@ class MessidorDataModule(FundusDataModule):
         duplicates: Duplicates = "group",
         num_folds: int = 10,
         fold: int = 0,
-        val_size: float = 0.1,
+        val_size: int | float = 0.1,
         split_seed: int = 0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(root, **kwargs)
-        if not 0 <= fold < num_folds:
-            raise ValueError(f"fold must be between 0 and {num_folds - 1}, got {fold}.")
+        # The tasks first: the base class checks the settings that name them (select_tasks, balance).
         self.label_tasks = messidor_tasks(dr, dme)
         # Graded tasks also answer the binary questions the literature reports; binary ones already are one.
         self.label_views = {
@@ -354,6 +374,10 @@ class MessidorDataModule(FundusDataModule):
             for name, view, mode in (("referable_dr", ("dr", 2), dr), ("dme_present", ("dme", 1), dme))
             if mode == "grade"
         }
+        super().__init__(root, **kwargs)
+        _check_mode("--data.duplicates", "duplicates", duplicates, Duplicates)
+        check_folds(num_folds, fold)
+        check_holdout_size(val_size)
         self.labels = {"dr": dr, "dme": dme, "duplicates": duplicates}
         self.num_folds, self.fold = num_folds, fold
         self.val_size, self.split_seed = val_size, split_seed

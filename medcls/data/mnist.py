@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import shutil
 from pathlib import Path
@@ -16,16 +17,20 @@ from torchvision.datasets import MNIST
 from torchvision.transforms import v2
 
 from medcls.data.base import TaskDataModule
-from medcls.errors import DataError
+from medcls.errors import ConfigError, DataError, summarise_error
 from medcls.io import atomic_write
 
-# File name -> the IDX magic number its header must start with.
+# File name -> the IDX magic number its header starts with: two zero bytes, 0x08 (unsigned bytes), the number
+# of dimensions (3 for images, N x 28 x 28; 1 for labels, N); each dimension follows as a big-endian int32.
 MNIST_FILES = {
     "train-images-idx3-ubyte": 0x00000803,
     "train-labels-idx1-ubyte": 0x00000801,
     "t10k-images-idx3-ubyte": 0x00000803,
     "t10k-labels-idx1-ubyte": 0x00000801,
 }
+# Each split's images and labels, whose counts must agree.
+_PAIRS = (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+_REPLACE = "replace it with the original file"
 
 
 class DigitDataset(Dataset):
@@ -97,12 +102,27 @@ class MNISTDataModule(TaskDataModule):
         augment: bool = False,
     ) -> None:
         super().__init__(batch_size, eval_batch_size, num_workers, augment)
+        _check_val_size(val_size)
+        if std <= 0:
+            raise ConfigError(f"--data.std is {std}; the normalisation's standard deviation must be positive.")
         self.save_hyperparameters()
         self.root = Path(root)
         self.raw = self.root / "MNIST" / "raw"
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """Channels, height, width of the images served to the net: one grey channel of 28 x 28."""
+        return (1, 28, 28)
+
     def prepare_data(self) -> None:
-        """Unpack ``.gz`` files, download missing ones if allowed, and check the IDX headers."""
+        """Unpack ``.gz`` files, download missing ones if allowed, and check the four files in full.
+
+        Raises:
+            DataError: If a file is missing, not an IDX file of MNIST's shape, truncated or padded, if a
+                split's images and labels differ in number, or a label is not a digit; the message names
+                the file.
+            ConfigError: If ``--data.val_size`` leaves no training images.
+        """
         for name in MNIST_FILES:
             _gunzip_if_needed(self.raw / name)
         missing = [name for name in MNIST_FILES if not (self.raw / name).exists()]
@@ -112,23 +132,29 @@ class MNISTDataModule(TaskDataModule):
                 MNIST(self.root, download=True)
                 missing = []
             except Exception as error:  # torchvision tries several mirrors and raises whatever the last one gave
-                failure = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                failure = summarise_error(error)
                 remedy = f"the download failed ({failure}) and needs internet access"
         if missing:
             raise DataError(
                 f"MNIST files missing in {self.raw.resolve()}: {', '.join(missing)}. Put the four files "
                 f"{', '.join(MNIST_FILES)} (plain or .gz) in that folder, {remedy}."
             )
-        for name, magic in MNIST_FILES.items():
-            _check_idx_header(self.raw / name, magic)
+        counts = {name: _check_idx_file(self.raw / name, magic) for name, magic in MNIST_FILES.items()}
+        for images, labels in _PAIRS:
+            if counts[images] != counts[labels]:
+                raise DataError(
+                    f"{self.raw / images} holds {counts[images]} images but {self.raw / labels} holds "
+                    f"{counts[labels]} labels; replace both with the original files of one release."
+                )
+            _check_digits(self.raw / labels)
+        _check_val_size(self.hparams.val_size, counts["train-images-idx3-ubyte"])
 
     def setup(self, stage: str) -> None:
         """Load the digits into memory and split off the validation set."""
         normalise = {"mean": self.hparams.mean, "std": self.hparams.std}
         if stage in ("fit", "validate"):
             train = MNIST(self.root, train=True)
-            if not 0 < self.hparams.val_size < len(train):
-                raise ValueError(f"val_size must be between 1 and {len(train) - 1}, got {self.hparams.val_size}.")
+            _check_val_size(self.hparams.val_size, len(train))
             order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.hparams.split_seed))
             val, fit = order[: self.hparams.val_size], order[self.hparams.val_size :]
             self.train_set = _digits(train, fit, "train", normalise, augment=self.augment)
@@ -172,14 +198,49 @@ def write_idx(path: Path, array: np.ndarray, *, compress: bool = False) -> Path:
     return path
 
 
-def _check_idx_header(path: Path, magic: int) -> None:
+def _check_idx_file(path: Path, magic: int) -> int:
+    """Check an MNIST IDX file against its header: magic number, 28 x 28 images, size; return its item count."""
+    file_size = path.stat().st_size
+    if file_size == 0:
+        raise DataError(f"{path} is empty (0 bytes); {_REPLACE}.")
+    ndim = magic & 0xFF
+    header_size = 4 + 4 * ndim
     with open(path, "rb") as file:
-        found = int.from_bytes(file.read(4), "big")
+        header = file.read(header_size)
+    found = int.from_bytes(header[:4], "big")
     if found != magic:
+        raise DataError(f"{path} is not an MNIST IDX file (header 0x{found:08x}, expected 0x{magic:08x}); {_REPLACE}.")
+    if len(header) < header_size:
+        raise DataError(f"{path} is truncated: {file_size} bytes, less than its {header_size}-byte header; {_REPLACE}.")
+    shape = [int.from_bytes(header[i : i + 4], "big") for i in range(4, header_size, 4)]
+    if ndim == 3 and shape[1:] != [28, 28]:
+        raise DataError(f"{path} holds images of {shape[1]} x {shape[2]} pixels, not MNIST's 28 x 28; {_REPLACE}.")
+    expected = header_size + math.prod(shape)
+    if file_size != expected:
+        problem = "truncated" if file_size < expected else "longer than its header says"
+        items = "images of 28 x 28" if ndim == 3 else "labels"
         raise DataError(
-            f"{path} is not an MNIST IDX file (header 0x{found:08x}, expected 0x{magic:08x}); "
-            "replace it with the original file."
+            f"{path} is {problem}: its header promises {shape[0]} {items}, {expected} bytes, but the file has "
+            f"{file_size} bytes; {_REPLACE}."
         )
+    return shape[0]
+
+
+def _check_digits(path: Path) -> None:
+    """Check that every label of an IDX labels file is a digit, 0-9."""
+    labels = np.fromfile(path, dtype=np.uint8, offset=8)
+    bad = np.flatnonzero(labels > 9)
+    if len(bad):
+        raise DataError(
+            f"{path}: label {bad[0]} is {labels[bad[0]]}, not a digit 0-9 ({len(bad)} such labels); {_REPLACE}."
+        )
+
+
+def _check_val_size(val_size: int, train_images: int | None = None) -> None:
+    """Refuse a validation size that leaves no training images (of ``train_images``, when known)."""
+    if val_size < 1 or (train_images is not None and val_size >= train_images):
+        allowed = "at least 1" if train_images is None else f"from 1 to {train_images - 1}"
+        raise ConfigError(f"--data.val_size is {val_size}; the training images held out must be {allowed}.")
 
 
 def synthetic_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,16 +36,23 @@ class Record:
 def resolve_inside(root: Path, name: str, *, source: str) -> Path:
     """Return ``root / name``, refusing a name that leads outside ``root``.
 
+    Inside or outside is decided on the name as written, normalised lexically (``a/../b`` is ``b``)
+    without following links: ``../x`` escapes, but a symbolic link named inside the root (a data set
+    kept as links into a store elsewhere) is inside, wherever it points.
+
     Args:
         root: The data set's root folder.
         name: A file name as read from a label file.
         source: Where the name was read (file and row), for the error message.
 
+    Returns:
+        The absolute, normalised path, through any links as named.
+
     Raises:
-        DataError: If the resolved path is not inside ``root``.
+        DataError: If the name leads outside ``root``.
     """
-    root = root.resolve()
-    path = (root / name).resolve()
+    root = Path(os.path.abspath(root))
+    path = Path(os.path.normpath(root / name))
     if not path.is_relative_to(root):
         raise DataError(f"{source}: image name {name!r} points outside the data root {root}; fix the label file.")
     return path

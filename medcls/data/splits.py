@@ -14,6 +14,11 @@ fractions of the data, the idea behind scikit-learn's ``StratifiedGroupKFold``:
 - A stratum too small to give every bin one record (fewer than ``1 / smallest fraction``
   members: under 10 for 10 folds, under 5 for a 20 % hold-out) is pooled with the other rare
   strata, so rare classes are spread as a whole instead of all landing in the biggest bin.
+
+A size or a number of folds that cannot split the records is a :class:`~medcls.errors.ConfigError`
+named after the data modules' options, ``--data.val_size`` and ``--data.num_folds``, which is where
+these settings come from; the data modules check what they can in their constructors with
+:func:`check_holdout_size` and :func:`check_folds`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
 
 from medcls.data.records import Record
+from medcls.errors import ConfigError
 
 Stratify = Callable[[Record], Hashable]
 
@@ -32,6 +38,44 @@ _RARE = object()  # the pooled stratum of the rare strata; equal to no user key
 def joint_labels(record: Record) -> tuple[int, ...]:
     """The stratum of all of a record's labels together, e.g. its (DR, DME) grade pair."""
     return tuple(record.labels.values())
+
+
+def check_holdout_size(size: float | int, count: int | None = None) -> None:
+    """Refuse a hold-out size (``--data.val_size``) that cannot split ``count`` records, or any number.
+
+    Args:
+        size: A fraction in (0, 1), or a number of records (an int).
+        count: The number of records to split; None checks only what holds for any number.
+
+    Raises:
+        ConfigError: If ``size`` is out of range.
+    """
+    if isinstance(size, int):
+        if size < 1 or (count is not None and size >= count):
+            below = "" if count is None else f" and below the {count} images it is taken from"
+            raise ConfigError(
+                f"--data.val_size (the hold-out size) is {size}: a number of images must be at least 1{below}."
+            )
+    elif not 0 < size < 1:
+        raise ConfigError(
+            f"--data.val_size (the hold-out size) is {size}: give a fraction between 0 and 1 (e.g. 0.2) "
+            "or a whole number of images."
+        )
+
+
+def check_folds(num_folds: int, fold: int = 0) -> None:
+    """Refuse a number of cross-validation folds (``--data.num_folds``) below 2, or a test fold not among them.
+
+    Raises:
+        ConfigError: If ``num_folds`` is below 2 or ``fold`` is not in ``0 .. num_folds - 1``.
+    """
+    if num_folds < 2:
+        raise ConfigError(f"--data.num_folds is {num_folds}; cross-validation needs at least 2 folds.")
+    if not 0 <= fold < num_folds:
+        raise ConfigError(
+            f"--data.fold is {fold}; the test fold must be between 0 and {num_folds - 1} "
+            f"(--data.num_folds {num_folds})."
+        )
 
 
 def stratified_holdout(
@@ -49,15 +93,12 @@ def stratified_holdout(
         The indices (into ``records``, ascending) of the training and of the held-out records.
 
     Raises:
-        ValueError: If ``size`` is out of range or there are fewer than two groups.
+        ConfigError: If ``size`` is out of range or the records' groups cannot fill both parts.
     """
+    check_holdout_size(size, len(records))
     if isinstance(size, int):
-        if not 0 < size < len(records):
-            raise ValueError(f"hold-out size {size} must be between 1 and {len(records) - 1} records")
         size = size / len(records)
-    elif not 0 < size < 1:
-        raise ValueError(f"hold-out size {size} must be a fraction in (0, 1) or a number of records")
-    train, held = _deal(records, (1 - size, size), seed=seed, stratify=stratify)
+    train, held = _deal(records, (1 - size, size), seed=seed, stratify=stratify, option="--data.val_size")
     return train, held
 
 
@@ -76,20 +117,27 @@ def stratified_group_kfold(
         One list of indices (into ``records``, ascending) per fold.
 
     Raises:
-        ValueError: If ``num_folds`` is below 2 or above the number of groups.
+        ConfigError: If ``num_folds`` is below 2 or above the number of groups.
     """
-    if num_folds < 2:
-        raise ValueError(f"num_folds is {num_folds}; cross-validation needs at least 2 folds")
-    return _deal(records, (1 / num_folds,) * num_folds, seed=seed, stratify=stratify)
+    check_folds(num_folds)
+    return _deal(records, (1 / num_folds,) * num_folds, seed=seed, stratify=stratify, option="--data.num_folds")
 
 
-def _deal(records: Sequence[Record], fractions: Sequence[float], *, seed: int, stratify: Stratify) -> list[list[int]]:
-    """Deal the groups of ``records`` into bins of the given target fractions (see module doc)."""
+def _deal(
+    records: Sequence[Record], fractions: Sequence[float], *, seed: int, stratify: Stratify, option: str
+) -> list[list[int]]:
+    """Deal the groups of ``records`` into bins of the given target fractions (see module doc).
+
+    ``option`` is the setting that asked for these bins, named in the error if they cannot all be filled.
+    """
     members: dict[str, list[int]] = defaultdict(list)
     for index, record in enumerate(records):
         members[record.group].append(index)
     if len(members) < len(fractions):
-        raise ValueError(f"cannot split {len(members)} groups of records into {len(fractions)} non-empty parts")
+        raise ConfigError(
+            f"{option}: cannot split {len(members)} groups of images (an image, or images kept together) "
+            f"into {len(fractions)} non-empty parts; change {option} or add images."
+        )
 
     strata = _pool_rare([stratify(record) for record in records], min(fractions))
     totals = Counter(strata)
@@ -114,7 +162,10 @@ def _deal(records: Sequence[Record], fractions: Sequence[float], *, seed: int, s
         counts[best].update(brought)
 
     if not all(bins):
-        raise ValueError(f"the groups of these {len(records)} records are too uneven to fill {len(bins)} parts")
+        raise ConfigError(
+            f"{option}: the groups of these {len(records)} images are too uneven to fill {len(bins)} parts; "
+            f"change {option} or add images."
+        )
     return [sorted(part) for part in bins]
 
 

@@ -29,6 +29,7 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter
 
 from medcls.data.idrid import IDRiDDataModule
 from medcls.data.records import Record
+from medcls.errors import ConfigError
 
 IDRID_DR_FREQUENCIES = (134, 20, 136, 74, 49)
 IDRID_DME_FREQUENCIES = (177, 41, 195)
@@ -269,15 +270,15 @@ def write_messidor_tree(
         per_base: Images per sub-base.
         size: ``(width, height)`` of the images.
         seed: Non-negative seed.
-        fmt: Sheet format: ``"xls"`` (Excel 97, as distributed; needs ``xlwt``), ``"xlsx"``
-            (needs ``openpyxl``) or ``"csv"``.
+        fmt: Sheet format: ``"xls"`` (Excel 97, as distributed; needs ``xlwt``, a development
+            dependency), ``"xlsx"`` or ``"csv"``.
 
     Returns:
         The ``Messidor`` folder.
 
     Raises:
         ValueError: If ``fmt`` is unknown.
-        ImportError: If the writer library ``fmt`` needs is not installed.
+        ImportError: If ``fmt`` is ``"xls"`` and xlwt is not installed.
     """
     write_sheet = _sheet_writer(fmt)
 
@@ -670,10 +671,7 @@ def _sheet_writer(fmt: str) -> Callable[[Path, list[Sequence]], None]:
 
         return write_xls
     if fmt == "xlsx":
-        try:
-            import openpyxl
-        except ImportError as error:
-            raise ImportError("writing .xlsx sheets needs openpyxl: pip install openpyxl (or use fmt='csv')") from error
+        import openpyxl  # here, not at the top: it takes 0.2 s to import, for .xlsx sheets only
 
         def write_xlsx(path: Path, rows: list[Sequence]) -> None:
             book = openpyxl.Workbook()
@@ -718,9 +716,9 @@ class SyntheticFundusDataModule(IDRiDDataModule):
 
     Args:
         root: Folder of the generated trees; each setting of the generator gets its own sub-folder.
-        train: Number of training images (the validation split is carved from them).
-        test: Number of test images.
-        width: Image width in pixels; the height keeps IDRiD's 4288 x 2848 aspect.
+        train: Number of training images (the validation split is carved from them), at least 2.
+        test: Number of test images, at least 1.
+        width: Image width in pixels, at least 16; the height keeps IDRiD's 4288 x 2848 aspect.
         seed: Seed of the generator.
         val_size: Fraction (or number) of the training images held out for validation.
         split_seed: Seed of the validation split.
@@ -734,10 +732,15 @@ class SyntheticFundusDataModule(IDRiDDataModule):
         test: int = 100,
         width: int = 512,
         seed: int = 0,
-        val_size: float = 0.2,
+        val_size: int | float = 0.2,
         split_seed: int = 0,
         **kwargs: Any,
     ) -> None:
+        for option, value, least in (("--data.train", train, 2), ("--data.test", test, 1), ("--data.width", width, 16)):
+            if value < least:
+                raise ConfigError(f"{option} is {value}; the synthetic data set needs at least {least}.")
+        if seed < 0:
+            raise ConfigError(f"--data.seed is {seed}; the generator's seed must be 0 or more.")
         tree = Path(root) / f"idrid-train{train}-test{test}-{width}px-seed{seed}"
         super().__init__(tree, val_size=val_size, split_seed=split_seed, **kwargs)
         self.generator = {"train": train, "test": test, "size": (width, round(width * 2848 / 4288)), "seed": seed}

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
+from medcls.errors import ConfigError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -52,16 +54,19 @@ class TimmNormalize(v2.Normalize):
             ``resnet50.tv_in1k``); the same as the net's.
 
     Raises:
-        ValueError: timm has no pretrained weights of that name.
+        ConfigError: timm has no pretrained weights of that name.
     """
 
     def __init__(self, model: str) -> None:
+        # An unknown pretrained tag of a known architecture raises, an unknown architecture gives None.
         try:
             cfg = timm.get_pretrained_cfg(model)
-        # An unknown pretrained tag of a known architecture raises, an unknown architecture gives None.
-        except RuntimeError as err:
-            raise ValueError(f"timm has no pretrained weights {model!r}: {err}") from err
+        except RuntimeError:
+            cfg = None
         if cfg is None:
-            raise ValueError(f"timm has no pretrained weights {model!r}; see timm.list_models(pretrained=True).")
+            raise ConfigError(
+                f"TimmNormalize in the data's transforms: timm has no pretrained weights {model!r}; name one of "
+                "timm.list_models(pretrained=True), the same as the net's."
+            )
         super().__init__(list(cfg.mean), list(cfg.std))
         self.model = model

@@ -12,31 +12,11 @@ from medcls.errors import DataError
 from medcls.io import atomic_write
 from medcls.metrics.binary import BinaryViews, binary_questions
 from medcls.metrics.evaluation import evaluate_task
+from medcls.metrics.report import read_predictions
 from medcls.metrics.stats import delong_test
 
 METRICS = ("auc", "accuracy", "kappa")
 """The metrics of the comparison table, each with its 95 % confidence interval."""
-
-
-def read_predictions(path: Path) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Read a test ``predictions.csv`` of medcls: the ids, and per task the probabilities and true classes.
-
-    Raises:
-        DataError: If the file has no true classes (a ``predict`` output) or no task columns.
-    """
-    with open(path, newline="") as file:
-        rows = list(csv.DictReader(file))
-    if not rows:
-        raise DataError(f"{path} has no predictions.")
-    tasks = [column.removesuffix("_pred") for column in rows[0] if column.endswith("_pred")]
-    if not tasks or any(task not in rows[0] for task in tasks):
-        raise DataError(f"{path} has no true classes: compare the predictions.csv of 'medcls test' runs.")
-    probabilities, labels = {}, {}
-    for task in tasks:
-        columns = sorted((c for c in rows[0] if c.startswith(f"{task}_prob_")), key=lambda c: int(c.rsplit("_", 1)[1]))
-        probabilities[task] = np.array([[float(row[c]) for c in columns] for row in rows])
-        labels[task] = np.array([int(row[task]) for row in rows])
-    return [row["id"] for row in rows], probabilities, labels
 
 
 def compare(

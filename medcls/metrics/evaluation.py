@@ -120,22 +120,6 @@ def evaluate_task(
     return results
 
 
-def metric_values(report: Mapping[str, object]) -> dict[tuple[str, str], float]:
-    """The values of a test report (``metrics.json``), by (question, metric); undefined ones are NaN.
-
-    A metric of its own, such as the joint accuracy, has the metric name ``""``. Entries that are no metric
-    results (``n``, ``loss``, the operating points' thresholds table) are left out.
-    """
-    values = {}
-    for question, results in report.items():
-        if not isinstance(results, Mapping) or question == "operating_points":
-            continue
-        for metric, result in ({"": results} if "value" in results else results).items():
-            value = result.get("value")
-            values[question, metric] = math.nan if value is None or isinstance(value, str) else float(value)
-    return values
-
-
 def binary_view(probabilities: np.ndarray, labels: np.ndarray, positive_from: int) -> tuple[np.ndarray, np.ndarray]:
     """The binary question behind a graded task: is the grade at least ``positive_from``?
 

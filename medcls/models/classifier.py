@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -11,12 +12,13 @@ import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningModule
 from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torchmetrics import MeanMetric
 
 from medcls.distributed import gather_unique
-from medcls.errors import CheckpointError
+from medcls.errors import CheckpointError, ConfigError, TrainingError
 from medcls.metrics.binary import binary_questions, choose_operating_points
 from medcls.metrics.collection import JointAccuracy, task_metrics
 from medcls.models.losses import focal_loss
@@ -100,24 +102,30 @@ class Classifier(LightningModule):
         heads = {*self.tasks, *(f"{task}_aux" for task in self.tasks)}
         unknown = set(loss_weights or {}) - heads
         if unknown:
-            raise ValueError(f"loss_weights names unknown heads {sorted(unknown)}; heads can be {sorted(heads)}.")
+            raise ConfigError(
+                f"--model.loss_weights names unknown heads {sorted(unknown)}; with the data's tasks {self.tasks} the "
+                f"heads can be {sorted(heads)}."
+            )
         self.loss_weights = dict.fromkeys(heads, 1.0) | dict(loss_weights or {})
         self.regression_tasks = set(regression_tasks or [])
         if not self.regression_tasks <= self.tasks.keys():
-            raise ValueError(f"regression_tasks {sorted(self.regression_tasks)} must be among the tasks {self.tasks}.")
+            raise ConfigError(
+                f"--model.regression_tasks {sorted(self.regression_tasks)} must be among the data's tasks {self.tasks}."
+            )
         self.net = net({task: 1 if task in self.regression_tasks else n for task, n in self.tasks.items()})
         if (trunk_lr_factor != 1 or freeze_trunk_epochs) and not isinstance(
             getattr(self.net, "trunk", None), nn.Module
         ):
-            raise ValueError(
-                f"trunk_lr_factor and freeze_trunk_epochs need a net with a trunk; {type(self.net)} has none."
+            raise ConfigError(
+                f"--model.trunk_lr_factor and --model.freeze_trunk_epochs need a net with a trunk (a backbone); "
+                f"{type(self.net).__name__} has none."
             )
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if compile:
             self.net.compile()  # in place: the state dict keeps its keys
         if ema_decay is not None and not 0 < ema_decay < 1:
-            raise ValueError(f"ema_decay must be between 0 and 1 (e.g. 0.999), got {ema_decay}.")
+            raise ConfigError(f"--model.ema_decay must be between 0 and 1 (e.g. 0.999), got {ema_decay}.")
         # hparams hold the config of the factories (so checkpoints rebuild them); keep the callables here.
         self.optimizer_factory = optimizer
         self.lr_scheduler_factory = lr_scheduler
@@ -135,14 +143,16 @@ class Classifier(LightningModule):
         self.binary_views = dict(binary_views or {})
         self.operating_points: dict[str, dict[str, float]] = {}
         self.validation_outputs: list[tuple[list[str], dict[str, Tensor]]] = []
+        self.validation_finite = torch.ones((), dtype=torch.bool)
 
     def setup(self, stage: str) -> None:
         """Fetch the class weights of the training split, if the loss uses them."""
         if self.hparams.class_weighted_loss and stage == "fit":
             data = self.trainer.datamodule
             if not hasattr(data, "class_weights"):
-                raise ValueError(
-                    f"class_weighted_loss needs a data module with class_weights(task); {type(data)} has none."
+                raise ConfigError(
+                    f"--model.class_weighted_loss needs a data module with class_weights(task); "
+                    f"{type(data).__name__} has none."
                 )
             self.class_weights = {task: data.class_weights(task) for task in self.tasks}
 
@@ -206,8 +216,11 @@ class Classifier(LightningModule):
         """Loss and metric updates of a validation or test batch; returns the probabilities."""
         logits = self(batch["image"])
         batch_size = len(batch["image"])
+        loss = self.loss(logits, batch)
         # Averaged over processes under DDP, so that every process picks the same best checkpoint.
-        self.log(f"{stage}/loss", self.loss(logits, batch), prog_bar=True, batch_size=batch_size, sync_dist=True)
+        self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=batch_size, sync_dist=True)
+        if stage == "val":
+            self.validation_finite &= torch.isfinite(loss.detach())  # on the device: no synchronisation here
         probabilities = self.probabilities(logits)
         for task, metrics in self.metrics[stage].items():
             metrics.update(probabilities[task], batch[task])
@@ -220,10 +233,18 @@ class Classifier(LightningModule):
             self.validation_outputs.append((list(batch["id"]), rows | {f"y_{t}": batch[t].cpu() for t in self.tasks}))
         return probabilities
 
+    def on_validation_epoch_start(self) -> None:
+        """Start checking this validation's losses."""
+        self.validation_finite = torch.ones((), dtype=torch.bool, device=self.device)
+
     def on_validation_epoch_end(self) -> None:
-        """Choose the operating points of every binary question on this validation epoch's predictions."""
+        """Stop if the validation loss is not finite; else choose the operating points on the predictions."""
         outputs, self.validation_outputs = self.validation_outputs, []
-        if self.trainer.sanity_checking or not outputs:
+        if self.trainer.sanity_checking:
+            return
+        if self.trainer.state.fn == TrainerFn.FITTING:
+            self._stop_if_diverged(self.validation_finite, "the validation loss")
+        if not outputs:
             return
         ids = [image_id for batch_ids, _ in outputs for image_id in batch_ids]
         _, rows = gather_unique(ids, {name: torch.cat([r[name] for _, r in outputs]) for name in outputs[0][1]})
@@ -235,7 +256,13 @@ class Classifier(LightningModule):
                 self.operating_points[name] = choose_operating_points(question, truth, **targets)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store the operating points chosen on validation."""
+        """Store the operating points chosen on validation; refuse to save weights that are not finite."""
+        weights = [tensor for tensor in checkpoint["state_dict"].values() if tensor.is_floating_point()]
+        if weights and not torch.stack([tensor.isfinite().all() for tensor in weights]).all():
+            raise TrainingError(
+                f"the weights became NaN or infinite at epoch {self.current_epoch}, step {self.global_step}: training "
+                f"diverged and was stopped without saving them. {self._remedy()}"
+            )
         checkpoint["operating_points"] = self.operating_points
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> Tensor:
@@ -246,12 +273,37 @@ class Classifier(LightningModule):
         # and not to the progress bar, which would turn it into a number (a GPU synchronisation) on every step.
         if self.global_step % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss, batch_size=len(batch["image"]))
+            # The logger turns the loss into a number on these steps anyway: checking it here adds no wait.
+            self._stop_if_diverged(torch.isfinite(loss.detach()), f"the training loss of step {self.global_step}")
         return loss
 
     def on_train_epoch_end(self) -> None:
-        """Log the mean training loss of the epoch."""
-        self.log("train/loss_epoch", self.train_loss.compute(), prog_bar=True)
+        """Log the mean training loss of the epoch; stop if it is not finite, before the epoch's checkpoints."""
+        mean = self.train_loss.compute()
         self.train_loss.reset()
+        self._stop_if_diverged(torch.isfinite(mean), f"the mean training loss of epoch {self.current_epoch}")
+        # The metric's compute() averaged over the processes already; sync_dist only keeps Lightning from asking.
+        self.log("train/loss_epoch", mean, prog_bar=True, sync_dist=True)
+
+    def _stop_if_diverged(self, finite: Tensor, what: str) -> None:
+        """Raise a TrainingError unless ``finite`` holds on every process (one decision, taken by all of them)."""
+        if self.trainer.strategy.reduce_boolean_decision(bool(finite), all=True):
+            return
+        raise TrainingError(
+            f"{what} is NaN or infinite (epoch {self.current_epoch}, step {self.global_step}): training diverged and "
+            f"was stopped before saving the diverged weights. {self._remedy()}"
+        )
+
+    def _remedy(self) -> str:
+        """Where the last good weights are, and what to change."""
+        saved = [callback.best_model_path for callback in self.trainer.checkpoint_callbacks if callback.best_model_path]
+        kept = f"The checkpoints saved before, in {Path(saved[0]).parent}, hold good weights. " if saved else ""
+        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None
+        rate = f", now {lr:g}" if lr is not None else ""
+        return (
+            f"{kept}Lower the learning rate (--model.optimizer.lr{rate}) or clip the gradients "
+            "(--trainer.gradient_clip_val 1.0)."
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Loss and metric updates on a validation batch."""
@@ -293,15 +345,24 @@ class Classifier(LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the operating points; refuse a checkpoint of other tasks or another network, with one message."""
+        """Restore the operating points; refuse a checkpoint this model cannot use (see :meth:`check_checkpoint`)."""
+        self.check_checkpoint(checkpoint)
         self.operating_points = checkpoint.get("operating_points", {})
+
+    def check_checkpoint(self, checkpoint: Mapping[str, Any]) -> None:
+        """Refuse, with one message, a checkpoint of other tasks, of another network, or with non-finite weights.
+
+        Raises:
+            CheckpointError: Naming what the checkpoint holds and what this model and its data expect.
+        """
         saved_tasks = checkpoint.get("hyper_parameters", {}).get("tasks")
         if saved_tasks is not None and dict(saved_tasks) != self.tasks:
             raise CheckpointError(
                 f"the checkpoint was trained for tasks {dict(saved_tasks)}, but the data has tasks {self.tasks}; "
                 "use a checkpoint trained on this data set (or a data set with the same tasks)."
             )
-        saved = {name: tuple(tensor.shape) for name, tensor in checkpoint.get("state_dict", {}).items()}
+        state = checkpoint.get("state_dict", {})
+        saved = {name: tuple(tensor.shape) for name, tensor in state.items()}
         expected = {name: tuple(tensor.shape) for name, tensor in self.state_dict().items()}
         if saved != expected:
             missing = sorted(expected.keys() - saved.keys())
@@ -313,3 +374,32 @@ class Classifier(LightningModule):
                 f"weights, e.g. {(missing + unexpected + reshaped)[:3]}); "
                 "pass a checkpoint of this model, or the model the checkpoint was trained with."
             )
+        broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+        if broken:
+            raise CheckpointError(
+                f"the checkpoint holds NaN or infinite weights ({len(broken)} tensors, e.g. {broken[0]}): it was "
+                "saved by a run that diverged; use a checkpoint saved before the divergence."
+            )
+
+    def check_input_shape(self, shape: tuple[int, ...]) -> None:
+        """Refuse, before anything runs, a net that cannot take images of ``shape`` (C x H x W).
+
+        One forward pass of a single zero image in evaluation mode, without gradients (and without compiling).
+
+        Raises:
+            ConfigError: Naming the net, the shape and the library's reason.
+        """
+        training = self.net.training
+        try:
+            with torch.no_grad():
+                self.net.eval().forward(torch.zeros(1, *shape))
+        except (RuntimeError, ValueError, IndexError, AssertionError) as error:  # timm's ViTs assert their size
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            size = " x ".join(map(str, shape))
+            raise ConfigError(
+                f"{type(self.net).__name__} cannot take the data's {size} (channels x height x width) images: "
+                f"{reason}. Serve other images (e.g. a larger --data.input_size, or the channels the net takes) or "
+                "configure the net for them (e.g. --model.net.in_chans)."
+            ) from error
+        finally:
+            self.net.train(training)

@@ -3,49 +3,58 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
-import timm
 import torch
 from torch import Tensor, nn
 
-from medcls.nets.timm import load_trunk_weights
+from medcls.errors import ConfigError
+from medcls.nets.checks import check_positive, check_probability
+from medcls.nets.timm import create_trunk
 
 CrossAttention = Literal["both", "none", "dr_to_dme", "dme_to_dr"]
 
 
-def _trunk(backbone: str, in_chans: int, pretrained: bool | str) -> nn.Module:
+def _trunk(backbone: str, in_chans: int, pretrained: bool | str | Path) -> nn.Module:
     """A timm model whose ``forward_features`` gives the unpooled C x H x W feature map.
 
     Layers that ``forward_features`` never calls (e.g. MobileNetV3's ``conv_head``, which belongs to its
     ``forward_head``) are removed: weights without gradients would stop DDP.
+
+    Raises:
+        ConfigError: The backbone gives no N x C x H x W map (vision transformers give tokens, Swin channels last),
+            or a setting of :func:`medcls.nets.timm.create_trunk` is impossible.
+        CheckpointError: The ``pretrained`` weights cannot be had.
     """
-    trunk = timm.create_model(backbone, pretrained=pretrained is True, num_classes=0, global_pool="", in_chans=in_chans)
-    if isinstance(pretrained, str):
-        load_trunk_weights(trunk, pretrained)
-    for name in _layers_not_called(trunk, in_chans):
-        parent, _, child = name.rpartition(".")
-        setattr(trunk.get_submodule(parent), child, nn.Identity())
+    trunk = create_trunk(backbone, "--model.net.backbone", in_chans, pretrained, global_pool="")
+    features, called = _run_forward_features(trunk, in_chans)
+    if features.ndim != 4 or features.shape[1] != trunk.num_features:
+        raise ConfigError(
+            f"--model.net.backbone {backbone!r} gives features of shape {tuple(features.shape)}, not a map of its "
+            f"{trunk.num_features} channels (N x C x H x W); CANet and JointBaseline need a convolutional backbone, "
+            "e.g. resnet50 or efficientnet_b0."
+        )
+    for name, module in trunk.named_modules():
+        if module not in called and next(module.parameters(recurse=False), None) is not None:
+            parent, _, child = name.rpartition(".")
+            setattr(trunk.get_submodule(parent), child, nn.Identity())
     return trunk
 
 
-def _layers_not_called(trunk: nn.Module, in_chans: int) -> list[str]:
-    """Names of the layers with weights that ``forward_features`` does not call, found by running it once."""
+def _run_forward_features(trunk: nn.Module, in_chans: int) -> tuple[Tensor, set[nn.Module]]:
+    """The features of a blank image of the trunk's pretraining size, and the modules that computed them."""
     called: set[nn.Module] = set()
     hooks = [module.register_forward_hook(lambda module, *_: called.add(module)) for module in trunk.modules()]
     training = trunk.training
     try:
         with torch.no_grad():
-            trunk.eval().forward_features(torch.zeros(1, in_chans, *trunk.pretrained_cfg["input_size"][1:]))
+            features = trunk.eval().forward_features(torch.zeros(1, in_chans, *trunk.pretrained_cfg["input_size"][1:]))
     finally:
         for hook in hooks:
             hook.remove()
         trunk.train(training)
-    return [
-        name
-        for name, module in trunk.named_modules()
-        if module not in called and next(module.parameters(recurse=False), None) is not None
-    ]
+    return features, called
 
 
 class ChannelGate(nn.Module):
@@ -134,14 +143,22 @@ class CANet(nn.Module):
         cross_attention: Which disease-dependent attention to keep: ``both`` (CANet); ``none`` (disease-specific
             attention only); ``dr_to_dme`` (only DR features feed into DME: ``dme_final = f_dme + cross[dme](f_dr)``,
             ``dr_final = f_dr``); ``dme_to_dr`` (only DME features feed into DR). A dropped direction has no module.
+
+    Raises:
+        ConfigError: The data has other than two tasks, or a setting is impossible (an unknown backbone, one
+            without a feature map, ``cross_attention``, ``reduction``...); the message names the option.
+        CheckpointError: The ``pretrained`` weights cannot be had (see :func:`medcls.nets.timm.create_trunk`).
     """
+
+    # The options that load weights files, and the values that load none (see ``without_weights_files``).
+    weights_options: ClassVar[dict[str, Any]] = {"pretrained": False}
 
     def __init__(
         self,
         tasks: Mapping[str, int],
         backbone: str = "resnet50",
         in_chans: int = 3,
-        pretrained: bool | str = False,
+        pretrained: bool | str | Path = False,
         dropout: float = 0.3,
         feature_dim: int = 1024,
         reduction: int = 16,
@@ -149,15 +166,28 @@ class CANet(nn.Module):
     ) -> None:
         super().__init__()
         if len(tasks) != 2:
-            raise ValueError(f"CANet grades two diseases, DR then DME; got tasks {dict(tasks)}.")
+            raise ConfigError(
+                f"CANet grades two diseases, DR then DME, but the data has tasks {dict(tasks)}; for other tasks use "
+                "--model.net medcls.nets.JointBaseline or medcls.nets.TimmNet (a head per task)."
+            )
         dr, dme = tasks
         # The tasks whose final features receive the other disease's, by setting.
         receivers = {"both": (dr, dme), "none": (), "dr_to_dme": (dme,), "dme_to_dr": (dr,)}
         if cross_attention not in receivers:
-            raise ValueError(f"cross_attention must be one of {sorted(receivers)}; got {cross_attention!r}.")
+            raise ConfigError(
+                f"--model.net.cross_attention must be one of {', '.join(receivers)}; got {cross_attention!r}."
+            )
+        check_probability(dropout, "--model.net.dropout")
+        check_positive(feature_dim, "--model.net.feature_dim")
         self.trunk = _trunk(backbone, in_chans, pretrained)
         self.dropout = nn.Dropout(dropout)
         channels = self.trunk.num_features
+        # Every channel gate needs a hidden unit: the specific ones gate the trunk's channels, the cross ones D.
+        if not 1 <= reduction <= min(channels, feature_dim):
+            raise ConfigError(
+                f"--model.net.reduction must be between 1 and {min(channels, feature_dim)}, the fewer of the "
+                f"{backbone} trunk's {channels} channels and --model.net.feature_dim {feature_dim}; got {reduction}."
+            )
         self.specific = nn.ModuleDict(
             {task: DiseaseSpecificAttention(channels, feature_dim, reduction) for task in tasks}
         )
@@ -194,19 +224,30 @@ class JointBaseline(nn.Module):
         pretrained: Backbone weights: ``false`` (random), ``true`` (timm downloads them), or the path of a
             local weights file (offline; see :func:`medcls.nets.timm.load_trunk_weights`).
         hidden: Channels of the shared convolution (300 in the paper).
+
+    Raises:
+        ConfigError: The data has no task, or a setting is impossible (an unknown backbone, one without a feature
+            map, ``hidden``...); the message names the option.
+        CheckpointError: The ``pretrained`` weights cannot be had (see :func:`medcls.nets.timm.create_trunk`).
     """
+
+    # The options that load weights files, and the values that load none (see ``without_weights_files``).
+    weights_options: ClassVar[dict[str, Any]] = {"pretrained": False}
 
     def __init__(
         self,
         tasks: Mapping[str, int],
         backbone: str = "resnet50",
         in_chans: int = 3,
-        pretrained: bool | str = False,
+        pretrained: bool | str | Path = False,
         hidden: int = 300,
     ):
         super().__init__()
         if not tasks:
-            raise ValueError("JointBaseline needs at least one task.")
+            raise ConfigError(
+                "JointBaseline needs at least one task, but the data has none; use a data module that labels images."
+            )
+        check_positive(hidden, "--model.net.hidden")
         self.trunk = _trunk(backbone, in_chans, pretrained)
         # No conv bias: the batch norm right after it has its own shift.
         self.shared = nn.Sequential(

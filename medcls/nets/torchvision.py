@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torchvision import models
 
-from medcls.nets.weights import load_fitting_weights
+from medcls.errors import ConfigError
+from medcls.nets.checks import check_positive, check_probability
+from medcls.nets.weights import load_fitting_weights, read_weights
+
+WEIGHTS_OPTION = "--model.net.weights"
 
 
 class _Arch(NamedTuple):
@@ -40,8 +44,8 @@ class TorchvisionNet(nn.Module):
 
     The trunk returns the pooled feature vector: 4096-d for AlexNet and VGG16 (their hidden fully-connected
     layers stay, only the last Linear goes), 1024 for GoogLeNet, 2048 for Inception-v3 and ResNet50, 512 for
-    ResNet18. Inputs must be at least 63 px for AlexNet, 15 for GoogLeNet and 75 (299 as in the paper) for
-    Inception-v3.
+    ResNet18. Inputs must be at least 63 px for AlexNet, 32 for VGG-16, 15 for GoogLeNet and 75 (299 as in the
+    paper) for Inception-v3; smaller ones fail in the forward pass with a RuntimeError.
 
     Args:
         tasks: Task name -> number of classes; one linear head each, on the pooled features.
@@ -51,14 +55,19 @@ class TorchvisionNet(nn.Module):
             ``in_chans``, so an image with ``in_chans`` equal channels g gets the response the RGB net gives
             to the grey RGB image (g, g, g).
         weights: A local state dict of the torchvision model (``torch.save(model.state_dict(), path)``, e.g.
-            ImageNet weights downloaded beforehand), or a dict holding it under ``"state_dict"``. Missing and
-            unexpected keys are logged as warnings; a file that does not fit the architecture is an error.
+            ImageNet weights downloaded beforehand, or ``.safetensors``), or a dict holding it under ``"state_dict"``
+            (see :func:`medcls.nets.weights.read_weights`). Missing and unexpected keys are logged as warnings; a
+            file that does not fit the architecture is an error.
         dropout: Dropout before the heads.
 
     Raises:
-        FileNotFoundError: ``weights`` names no file.
-        ValueError: The ``weights`` file holds no state dict, or none of its keys or a key's shape does not fit.
+        ConfigError: ``name``, ``in_chans`` or ``dropout`` is impossible.
+        CheckpointError: The ``weights`` file is missing or cannot be read, holds no state dict, or none of its keys
+            or a key's shape does not fit.
     """
+
+    # The options that load weights files, and the values that load none (see ``without_weights_files``).
+    weights_options: ClassVar[dict[str, Any]] = {"weights": None}
 
     def __init__(
         self,
@@ -69,6 +78,10 @@ class TorchvisionNet(nn.Module):
         dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if name not in _ARCHS:
+            raise ConfigError(f"--model.net.name must be one of {', '.join(_ARCHS)}; got {name!r}.")
+        check_positive(in_chans, "--model.net.in_chans")
+        check_probability(dropout, "--model.net.dropout")
         arch = _ARCHS[name]
         self.trunk = arch.build(weights=None)
         # Load before the first convolution is replaced, so the file's RGB kernels still fit.
@@ -117,12 +130,5 @@ def _load(model: nn.Module, path: Path, name: str, ignored: tuple[str, ...]) -> 
 
     The replaced classifier is ignored, so the file may come from a model with any number of classes.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"Weights file {path} for torchvision {name} not found.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, Mapping) and "state_dict" in state:
-        state = state["state_dict"]
-    if not isinstance(state, Mapping):
-        raise ValueError(f"Weights file {path} holds a {type(state).__name__}, not a state dict.")
-    state = {key: value for key, value in state.items() if not key.startswith(ignored)}
-    load_fitting_weights(model, state, path, f"torchvision {name}", expected_missing=ignored)
+    state = {key: value for key, value in read_weights(path, WEIGHTS_OPTION).items() if not key.startswith(ignored)}
+    load_fitting_weights(model, state, path, f"torchvision {name}", WEIGHTS_OPTION, expected_missing=ignored)

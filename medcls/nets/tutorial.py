@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from medcls.errors import ConfigError
+from medcls.nets.checks import check_probability
+
 
 class TutorialNet(nn.Module):
     """Two convolutions and two linear layers for 28x28 grey images (21,840 parameters for 10 classes).
@@ -21,12 +24,19 @@ class TutorialNet(nn.Module):
     Args:
         tasks: Task name -> number of classes; exactly one task (e.g. ``{"digit": 10}``).
         dropout: Drop probability of both dropout layers.
+
+    Raises:
+        ConfigError: The data has several tasks, or ``dropout`` is no probability.
     """
 
     def __init__(self, tasks: Mapping[str, int], dropout: float = 0.5) -> None:
         super().__init__()
         if len(tasks) != 1:
-            raise ValueError(f"TutorialNet has one head; got tasks {dict(tasks)}. Use a multi-head net.")
+            raise ConfigError(
+                f"TutorialNet has one head, but the data has tasks {dict(tasks)}; use a net with a head per task, "
+                "e.g. --model.net medcls.nets.TimmNet."
+            )
+        check_probability(dropout, "--model.net.dropout")
         (num_classes,) = tasks.values()
         self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
         self.conv2 = nn.Conv2d(10, 20, kernel_size=5)

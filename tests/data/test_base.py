@@ -7,7 +7,7 @@ from torchvision.transforms import v2
 
 import medcls.data.fundus
 from medcls.data import IDRiDDataModule
-from medcls.errors import DataError
+from medcls.errors import ConfigError, DataError
 
 
 def idrid(root: Path, cache: Path, **kwargs) -> IDRiDDataModule:
@@ -56,7 +56,7 @@ def test_class_weights_and_balanced_sampler_use_the_training_split(synthetic_idr
     present = [c for c in range(5) if counts[c]]
     share = [drawn[c] / sum(drawn.values()) for c in present]
     assert max(share) - min(share) < 0.1  # about 1/len(present) each, whatever the imbalance
-    with pytest.raises(ValueError, match="balance names the task 'grade'"):
+    with pytest.raises(ConfigError, match=r"--data\.balance names the task 'grade'; choose one of \['dme', 'dr'\]"):
         idrid(synthetic_idrid, tmp_path, balance="grade")
 
 
@@ -89,8 +89,10 @@ def test_select_tasks_serves_only_those_labels(synthetic_idrid: Path, tmp_path: 
     assert data.tasks == {"dme": 3}
     sample = data.train_set[0]
     assert "dme" in sample and "dr" not in sample
-    with pytest.raises(ValueError, match=r"select_tasks names \['drr'\]; this data set labels \['dme', 'dr'\]"):
-        _ = IDRiDDataModule(synthetic_idrid, select_tasks=["drr"]).tasks
+    with pytest.raises(
+        ConfigError, match=r"--data\.select_tasks names \['drr'\]; this data set labels \['dme', 'dr'\]"
+    ):
+        IDRiDDataModule(synthetic_idrid, select_tasks=["drr"])
 
 
 def test_binary_views_follow_the_selected_tasks(synthetic_idrid: Path) -> None:
@@ -109,3 +111,47 @@ def test_without_augmentation_training_images_are_served_like_validation_images(
     assert not torch.equal(augmented.train_set[0]["image"], augmented.train_set[0]["image"])  # random each time
     assert torch.equal(plain.train_set[0]["image"], plain.train_set[0]["image"])
     assert plain.train_set.transform is plain.val_set.transform
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"image_size": 16}, r"--data\.image_size \(the cache's image size\) is 16; it must be at least 32\."),
+        ({"cache_format": "png"}, r"--data\.cache_format is 'png'; choose 'jpeg' or 'memmap'\."),
+        ({"select_tasks": []}, r"--data\.select_tasks is empty; this data set labels \['dme', 'dr'\]\."),
+        ({"select_tasks": ["dme"], "balance": "dr"}, r"--data\.balance names the task 'dr'; choose one of \['dme'\]"),
+        ({"binary_views": {"severe": ("drr", 3)}}, r"--data\.binary_views: severe is \[drr, 3\]; name a task of"),
+        (
+            {"binary_views": {"severe": ("dr", 5)}},
+            r"--data\.binary_views: severe is \[dr, 5\]; .* from 1 to the task's",
+        ),
+        ({"val_size": 1.5}, r"--data\.val_size \(the hold-out size\) is 1\.5: give a fraction between 0 and 1"),
+        ({"batch_size": 0}, r"--data\.batch_size is 0; it must be at least 1\."),
+        ({"eval_batch_size": 0}, r"--data\.eval_batch_size is 0; it must be at least 1\."),
+        ({"num_workers": -1}, r"--data\.num_workers is -1; use 0 \(load in the main process\) or more\."),
+        ({"preprocess_workers": -2}, r"--data\.preprocess_workers is -2; use 0 \(one per CPU\) or more\."),
+        ({"input_size": 0}, r"--data\.input_size is 0; it must be at least 1\."),
+    ],
+)
+def test_impossible_settings_name_their_option_before_anything_is_read(
+    tmp_path: Path, settings: dict, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as error:
+        IDRiDDataModule(tmp_path / "nowhere", cache_dir=tmp_path / "cache", **settings)
+    assert "\n" not in str(error.value) and list(tmp_path.iterdir()) == []
+
+
+def test_a_validation_size_above_the_images_names_the_option(synthetic_idrid: Path, tmp_path: Path) -> None:
+    data = IDRiDDataModule(synthetic_idrid, cache_dir=tmp_path, val_size=30)
+    with pytest.raises(ConfigError, match=r"--data\.val_size \(the hold-out size\) is 30: .* below the 30 images"):
+        data.prepare_data()
+    assert list(tmp_path.iterdir()) == []  # refused before the cache is built
+
+
+def test_input_shape_is_what_the_eval_pipeline_serves(synthetic_idrid: Path, tmp_path: Path) -> None:
+    assert IDRiDDataModule(synthetic_idrid, input_size=299).input_shape == (3, 299, 299)
+    custom = [v2.Grayscale(), v2.CenterCrop((40, 56)), v2.ToDtype(torch.float32, scale=True)]
+    data = idrid(synthetic_idrid, tmp_path, eval_transforms=custom)
+    assert data.input_shape == (1, 40, 56) == tuple(data.val_set[0]["image"].shape)
+    with pytest.raises(ConfigError, match=r"--data\.eval_transforms fails on a 3 x 512 x 512 uint8 image \(\w+Error: "):
+        _ = IDRiDDataModule(synthetic_idrid, eval_transforms=[v2.Normalize([0.5], [0.5])]).input_shape

@@ -1,8 +1,15 @@
+import io
 import json
 import multiprocessing as mp
 import os
 import pickle
+import re
+import signal
+import struct
+import subprocess
+import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -355,3 +362,160 @@ def test_settings_are_validated():
         CacheSettings(format="png")
     with pytest.raises(ValueError, match="size"):
         CacheSettings(size=8)
+
+
+def write_png_48_bit(path: Path, rgb: np.ndarray) -> None:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one): signature, IHDR, one IDAT, IEND."""
+    height, width, _ = rgb.shape
+    scanlines = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in rgb)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines)) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "saved_as", "mode"),
+    [
+        ("grey16.png", "PNG", "I;16"),
+        ("grey16.tif", "TIFF", "I;16"),
+        ("grey16.jpg", "PNG", "I;16"),  # Pillow goes by the content, not the name
+        ("grey32.tif", "TIFF", "I"),
+        ("rgb48.png", "PNG", "RGB"),  # Pillow keeps the high byte of each 16-bit sample
+    ],
+)
+def test_wide_images_are_scaled_to_8_bits_not_clipped(tmp_path, name, saved_as, mode):
+    # An 8-bit fundus spanning 0..255, and the same at 16 bits a sample (v * 257 spans 0..65535).
+    original = np.asarray(fundus_image(400, 300, 200, 150, 140).convert("RGB" if mode == "RGB" else "L"))
+    original = np.rint((original - original.min()) * (255 / np.ptp(original))).astype(np.uint8)
+    Image.fromarray(original).save(tmp_path / "original.png")
+    wide = original.astype(np.uint32) * 257
+    if mode == "RGB":
+        write_png_48_bit(tmp_path / name, wide)
+    else:
+        Image.fromarray(wide.astype(np.uint16 if mode == "I;16" else np.int32)).save(tmp_path / name, saved_as)
+    with Image.open(tmp_path / name) as image:
+        assert image.mode == mode and (mode == "RGB" or image.getextrema() == (0, 65535))
+    sources = [tmp_path / "original.png", tmp_path / name]
+    cache = build_cache(sources, tmp_path / "cache", CacheSettings(size=96, format="memmap"), workers=1, progress=False)
+    assert (cache.read(1) == 255).mean() < 0.01  # not saturated: clipping made the whole disc white
+    np.testing.assert_array_equal(cache.read(1), cache.read(0))
+
+
+def test_unreadable_images_are_reported_on_one_line(tmp_path):
+    good = write_sources(tmp_path / "src", 1)
+    bad = []
+    for i in range(5):
+        bad.append(tmp_path / "src" / f"broken_{i}.jpg")
+        bad[-1].write_bytes(b"not an image")
+    with pytest.raises(DataError) as error:
+        build_cache(good + bad, tmp_path / "cache", CacheSettings(size=64), workers=1, progress=False)
+    message = str(error.value)
+    assert "\n" not in message
+    assert message.startswith(f"5 fundus image(s) could not be read: {bad[0].resolve()}: cannot decode this image (")
+    assert all(f"broken_{i}.jpg" in message for i in range(3)) and "broken_3" not in message
+    (manifest,) = (tmp_path / "cache").glob("*/manifest.json")
+    assert f"; and 2 more (all listed in {manifest})." in message
+    assert message.endswith("Replace them with intact copies, or pass --data.skip_corrupt true to leave them out.")
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_two_lines_in_a_log(tmp_path, monkeypatch, capsys):
+    sources = write_sources(tmp_path / "src", 3)
+    build_cache(sources, tmp_path / "cache", CacheSettings(size=48), workers=1, progress=True)
+    log = capsys.readouterr().err
+    assert "\r" not in log
+    assert re.fullmatch(
+        r"Building the fundus cache .+: 3 images, CacheSettings\(size=48.*\)\.\n"
+        r"Preprocessed 3 fundus images in \d+\.\d s\.\n",
+        log,
+    ), log
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    build_cache(sources, tmp_path / "cache", CacheSettings(size=40), workers=1, progress=True)
+    assert "\r" in terminal.getvalue() and "3/3" in terminal.getvalue() and "Preprocessed" not in terminal.getvalue()
+    build_cache(sources, tmp_path / "cache", CacheSettings(size=36), workers=1, progress=False)
+    monkeypatch.undo()
+    assert terminal.getvalue().count("3/3") == 1 and capsys.readouterr().err == ""
+
+
+# Builds a cache with 2 forked workers, each image taking 0.3 s (4.5 s in all), in a process the test kills.
+_KILLED_BUILD = """
+import multiprocessing, sys, time, types
+from pathlib import Path
+import medcls
+
+# medcls.data's __init__ imports torch and Lightning, seconds of start-up that the cache does not need.
+package = types.ModuleType("medcls.data")
+package.__path__ = [str(Path(medcls.__file__).parent / "data")]
+sys.modules["medcls.data"] = package
+from medcls.data import fundus
+
+multiprocessing.set_start_method("fork")  # the start method whose workers used to outlive their parent
+real = fundus.load_fundus
+
+def slow(*args, **kwargs):
+    time.sleep(0.3)
+    return real(*args, **kwargs)
+
+fundus.load_fundus = slow
+fundus.build_cache([Path(p) for p in sys.argv[2:]], Path(sys.argv[1]), workers=2, progress=False)
+"""
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid``, from /proc."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def _running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie (one that exited but that nobody has reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(
+    not Path("/proc/self/stat").exists() or "fork" not in mp.get_all_start_methods(), reason="needs /proc and fork"
+)
+def test_workers_exit_when_the_building_process_is_killed(tmp_path):
+    sources = write_sources(tmp_path / "src", 30, size=(120, 90))
+    cache_dir = tmp_path / "cache"
+    build = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_BUILD, str(cache_dir), *map(str, sources)], cwd=Path(__file__).parents[2]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while len(workers) < 2 or not list(cache_dir.glob("*.tmp-*/*.jpg")):
+            assert build.poll() is None and time.monotonic() < deadline, "the build did not start its workers"
+            workers = _children(build.pid)
+            time.sleep(0.05)
+    finally:
+        build.kill()
+        build.wait()
+    try:
+        deadline = time.monotonic() + 5
+        while any(map(_running, workers)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(map(_running, workers)), "the workers outlived the build"
+    finally:
+        for pid in filter(_running, workers):  # leave no orphan behind when the test fails
+            os.kill(pid, signal.SIGKILL)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import pytest
 
 from medcls.data.idrid import IDRID_TASKS, read_idrid
 from medcls.errors import DataError
-from tests.data.trees import IDRID_TEST, IDRID_TRAIN, make_idrid, write_idrid_csv
+from tests.data.trees import IDRID_TEST, IDRID_TRAIN, make_idrid, symlink, write_idrid_csv
 
 TRAIN_CSV = "2. Groundtruths/a. IDRiD_Disease Grading_Training Labels.csv"
 
@@ -76,6 +77,38 @@ def test_bad_rows_are_named_by_file_and_line(idrid: Path, rows: list[tuple[objec
     rewrite(idrid, rows)
     with pytest.raises(DataError, match=message):
         read_idrid(idrid)
+
+
+def test_reads_a_cp1252_semicolon_export_from_a_french_excel(idrid: Path, caplog: pytest.LogCaptureFixture) -> None:
+    text = "Image name;Retinopathy grade;Risk of macular edema ;Qualité\r\nIDRiD_001;2;1;médiocre\r\nIDRiD_002;0;0;\r\n"
+    (idrid / TRAIN_CSV).write_bytes(text.encode("cp1252"))
+    with caplog.at_level(logging.INFO, logger="medcls.data.tables"):
+        records = read_idrid(idrid)["train"]
+    assert [(r.id, r.labels["dr"], r.labels["dme"]) for r in records] == [
+        ("train/IDRiD_001", 2, 1),
+        ("train/IDRiD_002", 0, 0),
+    ]
+    assert f"{idrid / TRAIN_CSV} is not UTF-8; read it as cp1252." in caplog.messages
+
+
+def test_a_tree_of_links_into_a_store_elsewhere_is_inside_the_root(tmp_path: Path) -> None:
+    idrid = make_idrid(tmp_path / "tree")
+    store = tmp_path / "store"
+    training = idrid / "1. Original Images" / "a. Training Set"
+    shutil.move(training, store / "train")
+    training.mkdir()
+    for image in sorted((store / "train").iterdir()):
+        symlink(training / image.name, image)  # each image a link
+    testing = idrid / "1. Original Images" / "b. Testing Set"
+    shutil.move(testing, store / "test")
+    symlink(testing, store / "test")  # the whole folder a link
+    splits = read_idrid(idrid)
+    assert [(r.labels["dr"], r.labels["dme"]) for r in splits["train"]] == IDRID_TRAIN
+    assert [(r.labels["dr"], r.labels["dme"]) for r in splits["test"]] == IDRID_TEST
+    # Records keep the names inside the root; the links lead to the images.
+    assert splits["train"][0].path == training / "IDRiD_001.jpg" and splits["train"][0].path.is_symlink()
+    assert splits["test"][0].path == testing / "IDRiD_001.jpg"
+    assert splits["test"][0].path.read_bytes() == (store / "test" / "IDRiD_001.jpg").read_bytes()
 
 
 def test_image_listed_but_deleted(idrid: Path) -> None:

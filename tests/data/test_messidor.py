@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import logging
-import sys
+import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from medcls.data.messidor import DR_CORRECTIONS, DUPLICATE_PAIRS, messidor_tasks, read_messidor
 from medcls.data.splits import stratified_group_kfold
-from medcls.errors import DataError
-from tests.data.trees import make_messidor
+from medcls.errors import ConfigError, DataError
+from tests.data.trees import make_messidor, symlink
 
 PER_BASE = 2
 PLAIN = 12 * PER_BASE
@@ -23,8 +24,6 @@ def find(root: Path, name: str) -> Path:
 
 @pytest.mark.parametrize("fmt", ["xls", "xlsx", "csv"])
 def test_reads_every_layout_and_format(tmp_path: Path, fmt: str) -> None:
-    if fmt == "xlsx":
-        pytest.importorskip("openpyxl")
     written = make_messidor(tmp_path, per_base=PER_BASE, fmt=fmt)
     records = read_messidor(tmp_path, dr="grade", dme="grade")
     assert {r.id: (r.labels["dr"], r.labels["dme"]) for r in records} == written
@@ -41,7 +40,7 @@ def test_label_modes(tmp_path: Path) -> None:
     }
     assert messidor_tasks() == {"dr": 2, "dme": 3}
     assert messidor_tasks("grade", "binary") == {"dr": 4, "dme": 2}
-    with pytest.raises(ValueError, match="unknown label mode 'international'"):
+    with pytest.raises(ConfigError, match="--data.dr: unknown label mode 'international'"):
         messidor_tasks("international")  # type: ignore[arg-type]
 
 
@@ -115,6 +114,32 @@ def test_lookups_ignore_case_and_csv_may_use_semicolons(tmp_path: Path) -> None:
     sheet = find(tmp_path, "Annotation_Base13.csv")
     sheet.write_text(sheet.read_text().replace(",", ";"))
     assert len(read_messidor(tmp_path)) == PLAIN
+
+
+def test_reads_a_utf16_tab_separated_unicode_text_export(tmp_path: Path) -> None:
+    written = make_messidor(tmp_path, fmt="csv")
+    sheet = find(tmp_path, "Annotation_Base31.csv")  # its department, Lariboisière, is not ASCII
+    text = sheet.read_text(encoding="utf-8")
+    assert "è" in text
+    sheet.write_text(text.replace(",", "\t"), encoding="utf-16")  # with a byte-order mark
+    records = read_messidor(tmp_path, dr="grade")
+    assert {r.id: (r.labels["dr"], r.labels["dme"]) for r in records} == written
+
+
+def test_linked_sub_folders_are_searched_once_even_in_a_cycle(tmp_path: Path) -> None:
+    root = tmp_path / "Messidor"
+    written = make_messidor(root, fmt="csv")
+    store = tmp_path / "store"
+    store.mkdir()
+    for base in ("Base11", "Base13"):  # a plain layout, and a nested BaseXX/BaseXX/ one holding its sheet
+        shutil.move(root / base, store / base)
+        symlink(root / base, store / base)
+    symlink(store / "Base11" / "loop", root)  # a cycle back to the root
+    symlink(root / "again", store / "Base11")  # and a second link to one folder
+    records = read_messidor(root, dr="grade")
+    assert {r.id: (r.labels["dr"], r.labels["dme"]) for r in records} == written
+    linked = {r.id: r.path for r in records}["20040101_00000_0100_PP"]
+    assert linked.read_bytes() == (store / "Base11" / "20040101_00000_0100_PP.tif").read_bytes()
 
 
 def test_xls_wins_over_a_csv_export(tmp_path: Path) -> None:
@@ -221,18 +246,41 @@ def test_unreadable_xls(tmp_path: Path) -> None:
         read_messidor(tmp_path)
 
 
-def test_xlsx_without_openpyxl_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("openpyxl")
+@pytest.mark.parametrize("cut", [600, -10], ids=["half", "end"])  # xlrd raises IndexError, struct.error
+def test_truncated_xls_is_named_without_xlrd_noise(tmp_path: Path, capsys: pytest.CaptureFixture, cut: int) -> None:
+    make_messidor(tmp_path)
+    sheet = find(tmp_path, "Annotation Base22.xls")
+    sheet.write_bytes(sheet.read_bytes()[:cut])
+    with pytest.raises(DataError) as error:
+        read_messidor(tmp_path)
+    assert str(error.value).startswith(f"{sheet} is not a readable Excel 97 sheet (")
+    assert str(error.value).endswith("open it in Excel and save it again as .xls, or save it as .csv.")
+    assert "\n" not in str(error.value) and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a workbook"])  # BadZipFile, KeyError
+def test_corrupt_xlsx_is_named(tmp_path: Path, damage: str) -> None:
     make_messidor(tmp_path, fmt="xlsx")
-    monkeypatch.setitem(sys.modules, "openpyxl", None)
-    with pytest.raises(ImportError, match=r"Annotation_Base11\.xlsx needs openpyxl: pip install openpyxl"):
+    sheet = find(tmp_path, "Annotation_Base31.xlsx")
+    if damage == "truncated":
+        sheet.write_bytes(sheet.read_bytes()[:300])
+    else:
+        with zipfile.ZipFile(sheet, "w") as archive:
+            archive.writestr("notes.txt", "not a workbook")
+    with pytest.raises(
+        DataError,
+        match=r"Annotation_Base31\.xlsx is not a readable Excel workbook \(\w+: .*\); "
+        r"open it in Excel and save it again as \.xlsx, or save it as \.csv\.$",
+    ):
         read_messidor(tmp_path)
 
 
 def test_wrong_root_and_modes(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="is not a folder: point the root at the Messidor folder"):
         read_messidor(tmp_path / "nowhere")
-    with pytest.raises(ValueError, match="unknown duplicates mode 'keep'"):
+    with pytest.raises(
+        ConfigError, match="--data.duplicates: unknown duplicates mode 'keep'; choose 'group' or 'drop'"
+    ):
         read_messidor(tmp_path, duplicates="keep")  # type: ignore[arg-type]
 
 
@@ -250,8 +298,35 @@ def test_data_module_folds_cover_the_set_and_never_validate_on_test(tmp_path: Pa
     again = MessidorDataModule(tmp_path, num_folds=5, fold=2, val_size=0.2).split_records()
     assert [r.id for r in again["val"]] == [r.id for r in splits[2]["val"]]
     assert MessidorDataModule(tmp_path, dr="grade", dme="binary").tasks == {"dr": 4, "dme": 2}
-    with pytest.raises(ValueError, match="fold must be between 0 and 9"):
+    with pytest.raises(ConfigError, match=r"--data.fold is 10; the test fold must be between 0 and 9"):
         MessidorDataModule(tmp_path, fold=10)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"num_folds": 1}, r"--data\.num_folds is 1; cross-validation needs at least 2 folds"),
+        ({"fold": -1}, r"--data\.fold is -1; the test fold must be between 0 and 9 \(--data\.num_folds 10\)"),
+        ({"val_size": 0}, r"--data\.val_size \(the hold-out size\) is 0: a number of images must be at least 1\."),
+        ({"val_size": 1.0}, r"--data\.val_size \(the hold-out size\) is 1\.0: give a fraction between 0 and 1"),
+        ({"dme": "present"}, r"--data\.dme: unknown label mode 'present'; choose 'grade' or 'binary'"),
+        ({"duplicates": "keep"}, r"--data\.duplicates: unknown duplicates mode 'keep'"),
+        ({"select_tasks": ["dme"], "balance": "dr"}, r"--data\.balance names the task 'dr'; choose one of \['dme'\]"),
+    ],
+)
+def test_data_module_settings_are_refused_before_reading(tmp_path: Path, settings: dict, message: str) -> None:
+    from medcls.data import MessidorDataModule
+
+    with pytest.raises(ConfigError, match=message):
+        MessidorDataModule(tmp_path / "nowhere", **settings)
+
+
+def test_data_module_num_folds_above_the_groups_names_the_option(tmp_path: Path) -> None:
+    from medcls.data import MessidorDataModule
+
+    make_messidor(tmp_path, per_base=1, fmt="csv")  # 12 images
+    with pytest.raises(ConfigError, match=r"--data\.num_folds: cannot split 12 groups of images .* into 20 non-empty"):
+        MessidorDataModule(tmp_path, num_folds=20).split_records()
 
 
 def test_data_module_binary_views_follow_the_label_modes(tmp_path: Path) -> None:

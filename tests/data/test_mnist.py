@@ -6,7 +6,8 @@ import torch
 from torchvision.datasets import MNIST
 
 from medcls.data import MNISTDataModule
-from medcls.errors import DataError
+from medcls.data.mnist import write_idx
+from medcls.errors import ConfigError, DataError
 from tests.conftest import square_digits, write_mnist
 
 FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
@@ -69,6 +70,73 @@ def test_wrong_header_names_the_file(tmp_path: Path) -> None:
     labels.write_bytes(b"\x00\x00\x08\x03" + labels.read_bytes()[4:])
     with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte is not an MNIST IDX file \(header 0x00000803"):
         MNISTDataModule(root).prepare_data()
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "message"),
+    [
+        ("train-images-idx3-ubyte", lambda data: b"", r"train-images-idx3-ubyte is empty \(0 bytes\)"),
+        (
+            "t10k-images-idx3-ubyte",
+            lambda data: data[:-100],
+            r"t10k-images-idx3-ubyte is truncated: its header promises 100 images of 28 x 28, 78416 bytes, "
+            r"but the file has 78316 bytes; replace it with the original file\.",
+        ),
+        (
+            "train-labels-idx1-ubyte",
+            lambda data: data + b"\x00",
+            r"train-labels-idx1-ubyte is longer than its header says: its header promises 600 labels, 608 bytes, but "
+            r"the file has 609 bytes",
+        ),
+        ("t10k-labels-idx1-ubyte", lambda data: data[:6], r"t10k-labels-idx1-ubyte is truncated: 6 bytes, less than"),
+    ],
+    ids=["empty", "truncated", "padded", "header-cut"],
+)
+def test_damaged_idx_files_are_named_with_their_sizes(tmp_path: Path, name: str, damage, message: str) -> None:
+    root = write_mnist(tmp_path)
+    path = root / "MNIST" / "raw" / name
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DataError, match=message):
+        MNISTDataModule(root).prepare_data()
+
+
+def test_images_of_another_size_are_named(tmp_path: Path) -> None:
+    root = write_mnist(tmp_path)
+    write_idx(root / "MNIST" / "raw" / "t10k-images-idx3-ubyte", np.zeros((100, 32, 32), dtype=np.uint8))
+    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte holds images of 32 x 32 pixels, not MNIST's 28 x 28"):
+        MNISTDataModule(root).prepare_data()
+
+
+def test_labels_must_match_the_images_and_be_digits(tmp_path: Path) -> None:
+    root = write_mnist(tmp_path)
+    raw = root / "MNIST" / "raw"
+    labels = square_digits(600, seed=0)[1]
+    write_idx(raw / "train-labels-idx1-ubyte", labels[:599])
+    with pytest.raises(
+        DataError,
+        match=rf"{raw / 'train-images-idx3-ubyte'} holds 600 images but {raw / 'train-labels-idx1-ubyte'} holds "
+        r"599 labels; replace both",
+    ):
+        MNISTDataModule(root).prepare_data()
+    labels[[7, 9]] = [10, 255]
+    write_idx(raw / "train-labels-idx1-ubyte", labels)
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte: label 7 is 10, not a digit 0-9 \(2 such labels\)"):
+        MNISTDataModule(root).prepare_data()
+
+
+def test_validation_size_names_the_option_and_its_range(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--data\.val_size is 0; the training images held out must be at least 1"):
+        MNISTDataModule(tmp_path, val_size=0)
+    root = write_mnist(tmp_path, train=600)
+    with pytest.raises(ConfigError, match=r"--data\.val_size is 600; .* must be from 1 to 599\."):
+        MNISTDataModule(root, val_size=600).prepare_data()
+    with pytest.raises(ConfigError, match=r"--data\.std is 0"):
+        MNISTDataModule(root, std=0)
+
+
+def test_input_shape_is_one_grey_channel_of_28_by_28(mnist_root: Path) -> None:
+    data = ready(mnist_root)
+    assert data.input_shape == (1, 28, 28) == tuple(data.train_set[0]["image"].shape)
 
 
 def test_corrupt_gzip_names_the_file(tmp_path: Path) -> None:

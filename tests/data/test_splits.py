@@ -8,6 +8,7 @@ import pytest
 
 from medcls.data.records import Record
 from medcls.data.splits import stratified_group_kfold, stratified_holdout
+from medcls.errors import ConfigError
 
 
 def grade(record: Record) -> int:
@@ -82,7 +83,7 @@ def test_kfold_spreads_rare_strata() -> None:
 
 @pytest.mark.parametrize("num_folds", [1, 11])
 def test_kfold_rejects_impossible_fold_counts(num_folds: int) -> None:
-    with pytest.raises(ValueError, match="fold|groups"):
+    with pytest.raises(ConfigError, match=r"^--data\.num_folds.*(fold|groups)"):
         stratified_group_kfold(make_records(20, pairs=10), num_folds, seed=0, stratify=grade)
 
 
@@ -126,5 +127,5 @@ def test_holdout_pools_rare_strata_instead_of_failing() -> None:
 
 @pytest.mark.parametrize("size", [0, 0.0, 1.0, 1.5, 200, -3])
 def test_holdout_rejects_bad_sizes(size: float | int) -> None:
-    with pytest.raises(ValueError, match="hold-out size"):
+    with pytest.raises(ConfigError, match=r"^--data\.val_size \(the hold-out size\)"):
         stratified_holdout(make_records(), size, seed=0, stratify=grade)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medcls.data import synthetic
+from medcls.data import SyntheticFundusDataModule, synthetic
 from medcls.data.synthetic import (
     IDRID_COLUMNS,
     MESSIDOR_BASES,
@@ -24,6 +24,7 @@ from medcls.data.synthetic import (
     write_idrid_tree,
     write_messidor_tree,
 )
+from medcls.errors import ConfigError
 
 SIZE = (144, 96)
 REPO = Path(__file__).resolve().parents[2]
@@ -319,3 +320,24 @@ def test_script_writes_a_tree(tmp_path, capsys):
         assert image.size == (96, 64)
     with pytest.raises(SystemExit):
         script.main(["messidor", str(tmp_path), "--size", "big"])
+    with pytest.raises(SystemExit):
+        script.main(["idrid", str(tmp_path / "none"), "--train", "0"])
+    assert "--train: expected a whole number at least 1; got 0" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"train": 1}, r"--data\.train is 1; the synthetic data set needs at least 2\."),
+        ({"test": 0}, r"--data\.test is 0; the synthetic data set needs at least 1\."),
+        ({"width": 8}, r"--data\.width is 8; the synthetic data set needs at least 16\."),
+        ({"seed": -1}, r"--data\.seed is -1; the generator's seed must be 0 or more\."),
+        ({"val_size": 0.0}, r"--data\.val_size \(the hold-out size\) is 0\.0"),
+        ({"image_size": 31}, r"--data\.image_size \(the cache's image size\) is 31"),
+    ],
+)
+def test_data_module_refuses_impossible_generator_settings_before_writing(tmp_path, settings, message):
+    with pytest.raises(ConfigError, match=message):
+        SyntheticFundusDataModule(tmp_path / "synthetic", cache_dir=tmp_path / "cache", **settings)
+    assert list(tmp_path.iterdir()) == []

@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import functools
 import io
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from medcls.data.messidor import BASES, DR_CORRECTIONS, DUPLICATE_PAIRS
@@ -24,6 +26,14 @@ def image_bytes(fmt: str) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (32, 24), (150, 60, 30)).save(buffer, format=fmt)
     return buffer.getvalue()
+
+
+def symlink(link: Path, target: Path) -> None:
+    """Make ``link`` a symbolic link to ``target``, or skip the test where the OS or the user cannot."""
+    try:
+        os.symlink(target, link, target_is_directory=target.is_dir())
+    except (OSError, NotImplementedError) as error:
+        pytest.skip(f"cannot make symbolic links here: {error}")
 
 
 def write_idrid_csv(path: Path, rows: Sequence[Sequence[object]]) -> None:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from medcls.callbacks.report import write_predictions
 from medcls.errors import DataError
-from medcls.metrics.comparison import compare, markdown_table, read_predictions
+from medcls.metrics.comparison import compare, markdown_table
+from medcls.metrics.report import read_predictions, write_predictions
 from medcls.metrics.stats import delong_test
 
 VIEWS = {"referable_dr": ("dr", 2)}

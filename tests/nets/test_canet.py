@@ -1,7 +1,10 @@
+import re
+
 import pytest
 import torch
 from torch import nn
 
+from medcls.errors import ConfigError
 from medcls.nets.canet import CANet, ChannelGate, JointBaseline
 
 # A tiny trunk (96 channels, 2x2 map at 64 px) and small features keep every test fast.
@@ -76,7 +79,8 @@ def test_ablations_remove_exactly_the_dropped_cross_attention(cross_attention: s
 
 
 def test_unknown_cross_attention_is_refused() -> None:
-    with pytest.raises(ValueError, match="cross_attention"):
+    message = "--model.net.cross_attention must be one of both, none, dr_to_dme, dme_to_dr; got 'dr_to_dr'."
+    with pytest.raises(ConfigError, match=re.escape(message)):
         CANet(IDRID, cross_attention="dr_to_dr", **TINY)  # type: ignore[arg-type]
 
 
@@ -120,8 +124,29 @@ def test_cross_attention_adds_the_gated_features_of_the_other_disease() -> None:
 
 @pytest.mark.parametrize("tasks", [{"dr": 5}, {"dr": 5, "dme": 3, "glaucoma": 2}])
 def test_canet_needs_exactly_two_tasks(tasks: dict[str, int]) -> None:
-    with pytest.raises(ValueError, match="two"):
+    with pytest.raises(ConfigError, match=re.escape(f"two diseases, DR then DME, but the data has tasks {tasks}; for")):
         CANet(tasks, **TINY)
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [({"reduction": 0}, f"--model.net.reduction must be between 1 and {D}, the fewer of the test_resnet trunk's {C} "
+      f"channels and --model.net.feature_dim {D}; got 0."),
+     ({"reduction": D + 1}, f"--model.net.reduction must be between 1 and {D}"),
+     ({"feature_dim": 0}, "--model.net.feature_dim must be at least 1; got 0."),
+     ({"dropout": 2}, "--model.net.dropout must be a probability between 0 and 1 (e.g. 0.2); got 2."),
+     ({"in_chans": 0}, "--model.net.in_chans must be at least 1; got 0.")],
+)  # fmt: skip
+def test_impossible_settings_name_their_option(setting: dict[str, int], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        CANet(IDRID, **(TINY | setting))
+
+
+@pytest.mark.parametrize("net", [CANet, JointBaseline])
+def test_a_backbone_without_a_feature_map_is_refused(net: type[nn.Module]) -> None:
+    message = "--model.net.backbone 'test_vit' gives features of shape (1, 101, 64), not a map of its 64 channels"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        net(IDRID, backbone="test_vit")
 
 
 def test_channel_gate_refuses_a_reduction_above_its_channels() -> None:
@@ -140,8 +165,10 @@ def test_joint_baseline_heads_and_size(tasks: dict[str, int], in_chans: int) -> 
 
 
 def test_joint_baseline_needs_a_task() -> None:
-    with pytest.raises(ValueError, match="task"):
+    with pytest.raises(ConfigError, match="JointBaseline needs at least one task, but the data has none"):
         JointBaseline({}, backbone="test_resnet")
+    with pytest.raises(ConfigError, match=re.escape("--model.net.hidden must be at least 1; got 0.")):
+        JointBaseline(IDRID, backbone="test_resnet", hidden=0)
 
 
 @pytest.mark.parametrize("net", [CANet, JointBaseline])

@@ -4,9 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 from torch import Tensor, nn
 from torchvision import models
 
+from medcls.errors import CheckpointError, ConfigError
 from medcls.nets.torchvision import TorchvisionNet
 
 FEATURES = {"alexnet": 4096, "vgg16": 4096, "googlenet": 1024, "inception_v3": 2048, "resnet18": 512, "resnet50": 2048}
@@ -112,23 +114,57 @@ def test_a_file_of_another_architecture_fails_naming_the_file(
     alexnet_file: tuple[Path, dict[str, Tensor]], tmp_path: Path
 ) -> None:
     alexnet, _ = alexnet_file
-    with pytest.raises(ValueError, match=re.escape(f"{alexnet} does not fit torchvision resnet18: none of its")):
+    with pytest.raises(CheckpointError, match=re.escape(f"{alexnet} does not fit torchvision resnet18: none of its")):
         TorchvisionNet({"dr": 5}, weights=alexnet)
     path = tmp_path / "resnet50.pth"
     # Up to the first block, where the bottleneck's 1x1 convolution meets the basic block's 3x3.
     state = models.resnet50(weights=None).state_dict()
     torch.save({key: state[key] for key in state if key.startswith(("conv1.", "bn1.", "layer1."))}, path)
     message = f"{path} does not fit torchvision resnet18: layer1.0.conv1.weight is (64, 64, 1, 1) in the file but "
-    with pytest.raises(ValueError, match=re.escape(message + "(64, 64, 3, 3) in torchvision resnet18")):
+    with pytest.raises(CheckpointError, match=re.escape(message + "(64, 64, 3, 3) in torchvision resnet18")) as caught:
         TorchvisionNet({"dr": 5}, weights=path)
+    assert str(caught.value).endswith("Give --model.net.weights weights of torchvision resnet18.")
 
 
 def test_a_missing_file_or_one_without_a_state_dict_fails(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "nowhere.pth"))):
+    with pytest.raises(
+        CheckpointError, match=re.escape(f"{tmp_path / 'nowhere.pth'} not found; give --model.net.weights")
+    ):
         TorchvisionNet({"dr": 5}, weights=tmp_path / "nowhere.pth")
     torch.save(torch.zeros(3), path := tmp_path / "tensor.pth")
-    with pytest.raises(ValueError, match=re.escape(f"{path} holds a Tensor, not a state dict")):
+    with pytest.raises(
+        CheckpointError, match=re.escape(f"{path} holds a Tensor, not a state dict; give --model.net.weights")
+    ):
         TorchvisionNet({"dr": 5}, weights=path)
+
+
+def test_a_truncated_file_fails_naming_it(resnet18_file: tuple[Path, dict[str, Tensor]], tmp_path: Path) -> None:
+    whole, _ = resnet18_file
+    (path := tmp_path / "cut.pth").write_bytes(whole.read_bytes()[:1000])
+    reason = "RuntimeError: PytorchStreamReader failed reading zip archive: failed finding central directory"
+    with pytest.raises(
+        CheckpointError, match=re.escape(f"Cannot read weights file {path} (--model.net.weights): {reason}")
+    ):
+        TorchvisionNet({"dr": 5}, weights=path)
+
+
+def test_safetensors_and_ddp_prefixes_load_too(resnet18_file: tuple[Path, dict[str, Tensor]], tmp_path: Path) -> None:
+    _, state = resnet18_file
+    save_file({f"module.{key}": value for key, value in state.items()}, path := tmp_path / "ddp.safetensors")
+    net = TorchvisionNet({"dr": 5}, weights=path)
+    assert all(torch.equal(value, state[key]) for key, value in net.trunk.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [({"name": "resnet34"}, "--model.net.name must be one of alexnet, vgg16, googlenet, inception_v3, resnet18, "
+      "resnet50; got 'resnet34'"),
+     ({"in_chans": 0}, "--model.net.in_chans must be at least 1; got 0"),
+     ({"dropout": -0.1}, "--model.net.dropout must be a probability between 0 and 1 (e.g. 0.2); got -0.1")],
+)  # fmt: skip
+def test_impossible_settings_name_their_option(setting: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TorchvisionNet({"dr": 5}, **setting)
 
 
 def test_missing_and_unexpected_keys_are_reported(

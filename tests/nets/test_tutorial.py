@@ -1,6 +1,9 @@
+import re
+
 import pytest
 import torch
 
+from medcls.errors import ConfigError
 from medcls.nets import TutorialNet
 
 
@@ -21,5 +24,10 @@ def test_outputs_log_probabilities_per_class() -> None:
 
 
 def test_refuses_several_tasks() -> None:
-    with pytest.raises(ValueError, match="one head"):
+    with pytest.raises(ConfigError, match=re.escape("one head, but the data has tasks {'dr': 5, 'dme': 3}; use a")):
         TutorialNet({"dr": 5, "dme": 3})
+
+
+def test_refuses_a_dropout_that_is_no_probability() -> None:
+    with pytest.raises(ConfigError, match=re.escape("--model.net.dropout must be a probability between 0 and 1")):
+        TutorialNet({"digit": 10}, dropout=1.5)

@@ -1,0 +1,192 @@
+"""The test report: its metrics computed from the predictions alone, and its files, written and read here only.
+
+``predictions.csv`` holds every probability exactly (the shortest decimal that reads back as the same float32), so
+:func:`evaluate_predictions` on the file gives exactly the ``metrics.json`` written beside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from medcls.errors import DataError
+from medcls.io import atomic_write
+from medcls.metrics.binary import BinaryViews, binary_questions
+from medcls.metrics.evaluation import evaluate_task
+from medcls.metrics.stats import bootstrap_ci
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_predictions(
+    probabilities: Mapping[str, np.ndarray],
+    labels: Mapping[str, np.ndarray],
+    *,
+    binary_views: BinaryViews | None = None,
+    operating_points: Mapping[str, Mapping[str, float]] | None = None,
+    groups: np.ndarray | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Every metric of every task and binary question of a test set, with its bootstrap confidence interval.
+
+    Bootstrap resamples on which a metric is undefined (an AUC on a resample without positives) are summarised in
+    one logged line for the whole report.
+
+    Args:
+        probabilities: Task -> N x K class probabilities.
+        labels: Task -> N true classes.
+        binary_views: Binary questions of graded tasks (e.g. referable DR), name -> (task, lowest positive grade).
+        operating_points: Question -> point name -> threshold, chosen on validation.
+        groups: Group of each image (patient, exam); groups are resampled together. ``None``: images.
+        n_resamples: Resamples behind each 95 % interval.
+        seed: Seed of the resampling.
+
+    Returns:
+        What ``metrics.json`` holds: ``n``, ``resampled`` (``images`` or ``groups``), one entry per task and binary
+        question (metric -> value and interval), ``joint_accuracy`` with several tasks, and ``operating_points``.
+    """
+    points = operating_points or {}
+    options = {"groups": groups, "n_resamples": n_resamples, "seed": seed}
+    first = next(iter(labels.values()))
+    metrics: dict[str, Any] = {"n": len(first), "resampled": "groups" if groups is not None else "images"}
+    questions = {task: (p, labels[task]) for task, p in probabilities.items()}
+    questions |= binary_questions(probabilities, labels, binary_views or {})
+    undefined: list[str] = []  # question/metric of each metric undefined on some resamples
+    for name, (question, truth) in questions.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            metrics[name] = evaluate_task(question, truth, operating_points=points.get(name), **options)
+        for warning in caught:
+            metric, _, message = str(warning.message).partition(": ")
+            if "bootstrap" in message:
+                undefined.append(f"{name}/{metric}")
+            else:
+                warnings.warn(warning.message, warning.category, stacklevel=2)
+    if len(probabilities) > 1:
+        correct = np.all([p.argmax(1) == labels[task] for task, p in probabilities.items()], axis=0)
+        value, low, high = bootstrap_ci(np.mean, correct.astype(float), **options)
+        metrics["joint_accuracy"] = {"value": value, "ci_low": low, "ci_high": high}
+    if undefined:
+        examples = ", ".join(undefined[:3]) + (f" and {len(undefined) - 3} more" if len(undefined) > 3 else "")
+        log.warning(
+            "%d metric(s) are undefined on some bootstrap resamples of this test set (%s): their intervals use the "
+            "other resamples, or are left out where most resamples are undefined.",
+            len(undefined),
+            examples,
+        )
+    metrics["operating_points"] = {name: dict(chosen) for name, chosen in points.items()}
+    return metrics
+
+
+def write_predictions(
+    path: Path,
+    ids: list[str],
+    probabilities: Mapping[str, Any],
+    labels: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``predictions.csv``: an image per row, its id, then per task true class, predicted class, probabilities.
+
+    The true class (``<task>``) only where known; each probability (``<task>_prob_<k>``) is the shortest decimal that
+    reads back as the same float32.
+
+    Args:
+        path: The file (written atomically).
+        ids: The image ids, one per row.
+        probabilities: Task -> N x K probabilities (arrays or CPU tensors).
+        labels: Task -> N true classes; ``None`` for predictions without references.
+    """
+    probabilities = {task: np.asarray(p, dtype=np.float32) for task, p in probabilities.items()}
+    labels = {task: np.asarray(y) for task, y in (labels or {}).items()}
+    columns = ["id"]
+    for task, task_probabilities in probabilities.items():
+        columns += [task] if task in labels else []
+        columns += [f"{task}_pred"] + [f"{task}_prob_{k}" for k in range(task_probabilities.shape[1])]
+
+    def write(file: IO[str]) -> None:
+        writer = csv.writer(file)
+        writer.writerow(columns)
+        for i, image_id in enumerate(ids):
+            row: list[Any] = [image_id]
+            for task, task_probabilities in probabilities.items():
+                row += [int(labels[task][i])] if task in labels else []
+                row += [int(task_probabilities[i].argmax()), *map(str, task_probabilities[i])]
+            writer.writerow(row)
+
+    atomic_write(path, write)
+
+
+def read_predictions(
+    path: Path, *, labelled: bool = True
+) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Read a ``predictions.csv`` of medcls: the ids, and per task the float32 probabilities and the true classes.
+
+    Args:
+        path: The file.
+        labelled: Require the true classes (a ``test`` output); ``False`` also reads ``predict`` outputs, whose
+            true classes come back empty.
+
+    Raises:
+        DataError: If the file is missing, holds no predictions or no task columns, or (``labelled``) no true classes.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            rows = list(csv.DictReader(file))
+    except OSError as error:
+        raise DataError(f"cannot read predictions file {path} ({error.strerror}); pass a predictions.csv.") from None
+    if not rows:
+        raise DataError(f"{path} has no predictions.")
+    tasks = [column.removesuffix("_pred") for column in rows[0] if column.endswith("_pred")]
+    if not tasks:
+        raise DataError(f"{path} has no '<task>_pred' columns: pass a predictions.csv written by medcls.")
+    if labelled and any(task not in rows[0] for task in tasks):
+        raise DataError(f"{path} has no true classes: compare the predictions.csv of 'medcls test' runs.")
+    probabilities, labels = {}, {}
+    for task in tasks:
+        columns = sorted((c for c in rows[0] if c.startswith(f"{task}_prob_")), key=lambda c: int(c.rsplit("_", 1)[1]))
+        probabilities[task] = np.array([[row[c] for c in columns] for row in rows], dtype=np.float32)
+        if task in rows[0]:
+            labels[task] = np.array([int(row[task]) for row in rows])
+    return [row["id"] for row in rows], probabilities, labels
+
+
+def write_metrics(path: Path, metrics: Mapping[str, Any]) -> None:
+    """Write ``metrics.json`` as standard JSON.
+
+    An undefined metric (NaN) is ``null``; an infinite threshold (no image called positive) the string ``"inf"``.
+    """
+    atomic_write(path, lambda file: json.dump(_json_safe(metrics), file, indent=2, allow_nan=False))
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def metric_values(report: Mapping[str, object]) -> dict[tuple[str, str], float]:
+    """The values of a test report (``metrics.json``), by (question, metric); undefined ones are NaN.
+
+    A metric of its own, such as the joint accuracy, has the metric name ``""``. Entries that are no metric
+    results (``n``, ``loss``, the operating points' thresholds table) are left out.
+    """
+    values = {}
+    for question, results in report.items():
+        if not isinstance(results, Mapping) or question == "operating_points":
+            continue
+        for metric, result in ({"": results} if "value" in results else results).items():
+            value = result.get("value")
+            values[question, metric] = math.nan if value is None or isinstance(value, str) else float(value)
+    return values
