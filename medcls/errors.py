@@ -135,7 +135,7 @@ def summarise_error(error: BaseException) -> str:
     _, marker, unpickler_reason = text.partition("WeightsUnpickler error:")
     if marker:
         text = unpickler_reason.strip().split("\n")[0]
-    gist = " ".join(text.split()).split(". ")[0][:200]
+    gist = " ".join(text.split()).split(". ")[0][:200] or ("the file ends early" if isinstance(error, EOFError) else "")
     kind = type(error).__name__
     # Modules' own lower-case ``error`` classes (struct.error for a file of a few bytes) say little by their name.
     kind = kind if kind[0].isupper() else f"{type(error).__module__}.{kind}"

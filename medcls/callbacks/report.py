@@ -17,6 +17,7 @@ from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from medcls.distributed import gather_unique
+from medcls.errors import MedclsError
 from medcls.io import atomic_write
 from medcls.metrics.binary import binary_questions
 from medcls.metrics.figures import prediction_grid, roc_figure
@@ -89,6 +90,7 @@ class EvaluationReport(Callback):
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
         probabilities, labels = self._gathered(self.probabilities), self._gathered(self.labels)
         out = Path(trainer.log_dir or trainer.default_root_dir)  # a collective call under DDP: on every process
+        probabilities = self._finite(probabilities)
         if not trainer.is_global_zero:
             return
         scores = {task: p.numpy() for task, p in probabilities.items()}
@@ -132,6 +134,20 @@ class EvaluationReport(Callback):
         self.ids = ids
         return rows
 
+    def _finite(self, probabilities: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The probabilities, refused where the net's outputs were NaN or infinite (nothing is written then)."""
+        broken = torch.zeros(len(self.ids), dtype=torch.bool)
+        for task_probabilities in probabilities.values():
+            broken |= ~task_probabilities.isfinite().all(dim=1)
+        if broken.any():
+            first = self.ids[int(broken.nonzero()[0])]
+            raise MedclsError(
+                f"the network's outputs are NaN or infinite for {int(broken.sum())} of {len(self.ids)} images (e.g. "
+                f"{first}); no report was written. Check the checkpoint's training run, and for mixed precision "
+                "try --trainer.precision 32-true."
+            )
+        return dict(probabilities)
+
     def _groups(self, trainer: Trainer) -> np.ndarray | None:
         """The group of each image as the data module defines it; ``None`` where every image is its own group."""
         if trainer.datamodule is None:
@@ -155,7 +171,7 @@ class EvaluationReport(Callback):
         _publish(trainer, prediction_grid(shown, titles, correct), out / "predictions.png", "test/predictions")
 
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
-        probabilities = self._gathered(self.probabilities)
+        probabilities = self._finite(self._gathered(self.probabilities))
         path = Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv"  # collective under DDP
         if not trainer.is_global_zero:
             return

@@ -121,7 +121,6 @@ class MNISTDataModule(TaskDataModule):
             DataError: If a file is missing, not an IDX file of MNIST's shape, truncated or padded, if a
                 split's images and labels differ in number, or a label is not a digit; the message names
                 the file.
-            ConfigError: If ``--data.val_size`` leaves no training images.
         """
         for name in MNIST_FILES:
             _gunzip_if_needed(self.raw / name)
@@ -147,7 +146,6 @@ class MNISTDataModule(TaskDataModule):
                     f"{counts[labels]} labels; replace both with the original files of one release."
                 )
             _check_digits(self.raw / labels)
-        _check_val_size(self.hparams.val_size, counts["train-images-idx3-ubyte"])
 
     def setup(self, stage: str) -> None:
         """Load the digits into memory and split off the validation set."""

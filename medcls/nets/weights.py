@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file
+from timm.models import clean_state_dict
 from torch import Tensor, nn
 
 from medcls.errors import CheckpointError, summarise_error
@@ -25,8 +26,9 @@ def read_weights(path: Path, option: str) -> dict[str, Tensor]:
     """The state dict in a weights file, read offline.
 
     The file is a ``.safetensors`` file or a ``torch.save`` pickle of tensors only: the state dict itself, or a
-    dict holding it under ``state_dict_ema``, ``model_ema`` (preferred), ``state_dict`` or ``model``. The
-    ``module.`` prefix of DDP-wrapped models is removed.
+    dict holding it under ``state_dict_ema``, ``model_ema`` (preferred), ``state_dict`` or ``model``, as timm's
+    reader takes them (which gives no message naming the file). The prefixes of DDP-wrapped and compiled models
+    (``module.``, ``_orig_mod.``) are removed.
 
     Args:
         path: The weights file.
@@ -61,7 +63,7 @@ def read_weights(path: Path, option: str) -> dict[str, Tensor]:
             f"Weights file {path} holds {key!r} of type {type(value).__name__}, not a tensor; give {option} a file of "
             "weights only, saved with torch.save(model.state_dict(), path)."
         )
-    return {key.removeprefix("module."): value for key, value in contents.items()}
+    return clean_state_dict(dict(contents))  # timm's: without the prefixes of DDP and torch.compile
 
 
 def load_fitting_weights(

@@ -128,8 +128,12 @@ def test_validation_size_names_the_option_and_its_range(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"--data\.val_size is 0; the training images held out must be at least 1"):
         MNISTDataModule(tmp_path, val_size=0)
     root = write_mnist(tmp_path, train=600)
+    data = MNISTDataModule(root, val_size=600)
+    data.prepare_data()
+    data.setup("test")  # testing needs no validation split: any size will do
+    assert len(data.test_set) == 100
     with pytest.raises(ConfigError, match=r"--data\.val_size is 600; .* must be from 1 to 599\."):
-        MNISTDataModule(root, val_size=600).prepare_data()
+        data.setup("fit")
     with pytest.raises(ConfigError, match=r"--data\.std is 0"):
         MNISTDataModule(root, std=0)
 
