@@ -315,10 +315,13 @@ class _DropTips(logging.Filter):
         return not record.getMessage().startswith("💡 Tip")
 
 
+_DROP_TIPS = _DropTips()
+
+
 def _quiet_libraries() -> None:
     """Silence what libraries print on every run that a user can do nothing about."""
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(_DropTips())
+        logging.getLogger(name).addFilter(_DROP_TIPS)  # one instance: a second main() adds nothing
     # Raised inside Lightning by the newest torch.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     # Run folders are claimed atomically: a checkpoint folder with files in it is one being resumed.

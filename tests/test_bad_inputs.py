@@ -228,8 +228,8 @@ def test_best_and_last_without_a_run_are_refused(refuse: Refuse, tutorial: list[
 
 def test_a_refused_resume_leaves_the_finished_run_untouched(refuse: Refuse, tutorial: list[str], trained: Path) -> None:
     """The issue's case: the refusal rewrote the run's config.yaml and added an events file to it."""
-    other_net = ["--model.net.dropout", "0.5", "--model.net", "medcls.nets.TorchvisionNet", "--model.net.name",
-                 "resnet18", "--model.net.in_chans", "1"]  # fmt: skip
+    other_net = ["--model.net", "medcls.nets.TorchvisionNet", "--model.net.name", "resnet18", "--model.net.in_chans",
+                 "1"]  # fmt: skip
     message = refuse(["fit", *tutorial, *other_net, "--ckpt_path", "last"])
     assert "holds a different network than the configured model" in message
 
