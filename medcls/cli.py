@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +18,19 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Pr
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
-import medcls.models  # noqa: F401  (imported so that configs can name models and nets by class name alone)
-import medcls.nets  # noqa: F401
+import medcls.nets  # noqa: F401  (imported so that configs can name nets by class name alone)
 from medcls.callbacks import EarlyStopping, EvaluationReport, LineProgress
+from medcls.console import console, quiet_libraries
 from medcls.data import TaskDataModule
-from medcls.errors import DEBUG_VARIABLE, CheckpointError, ConfigError, one_line_errors
+from medcls.errors import DEBUG_VARIABLE, CheckpointError, ConfigError
 from medcls.io import AtomicCheckpointIO, load_checkpoint
+from medcls.models import Classifier
 from medcls.nets import without_weights_files
-from medcls.runs import RunFolder, newest_run_checkpoint, run_folder_of, version_of
+from medcls.runs import RUN_CHECKPOINTS, RunFolder, continue_run, name_experiment, resolve_run_checkpoint
 
 EVALUATING_SUBCOMMANDS = ("validate", "test", "predict")
-RUN_CHECKPOINTS = ("best", "last")  # --ckpt_path best|last: that file of the experiment's newest run
+LINKED_FROM_DATA = ("tasks", "binary_views")
+"""The data module's attributes linked into the model's arguments of the same names: always the data's."""
 FIT_ONLY_CALLBACKS = (ModelCheckpoint, LightningEarlyStopping, LearningRateMonitor)
 """Callbacks with nothing to do outside ``fit`` (a checkpoint callback would only warn that its folder changed)."""
 
@@ -41,8 +40,8 @@ class MedclsCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link the data's tasks into the model and add the callbacks every run has."""
-        parser.link_arguments("data.tasks", "model.init_args.tasks", apply_on="instantiate")
-        parser.link_arguments("data.binary_views", "model.init_args.binary_views", apply_on="instantiate")
+        for name in LINKED_FROM_DATA:
+            parser.link_arguments(f"data.{name}", f"model.init_args.{name}", apply_on="instantiate")
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.set_defaults(
             {
@@ -131,7 +130,7 @@ class MedclsCLI(LightningCLI):
                 super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         config = self.config[subcommand] if subcommand else self.config
-        _name_experiment(config)
+        name_experiment(config)
         if not subcommand:
             return
         if config.checkpoint.save_top_k != 1 and "{" not in config.checkpoint.filename:
@@ -140,11 +139,10 @@ class MedclsCLI(LightningCLI):
                 f"all be named {config.checkpoint.filename!r}; give them distinct names, e.g. "
                 "--checkpoint.filename 'epoch{epoch:03d}'."
             )
-        if config.ckpt_path in RUN_CHECKPOINTS:
-            config.ckpt_path = str(_newest_run_checkpoint(config, config.ckpt_path))
+        resolve_run_checkpoint(config)
         _check_checkpoint_given(subcommand, config)
         if subcommand == "fit" and config.ckpt_path:
-            _continue_run(config)
+            continue_run(config)
 
     def _run_subcommand(self, subcommand: str) -> None:
         """Run the subcommand in a run folder of its own, after the checks that need nothing written.
@@ -153,12 +151,12 @@ class MedclsCLI(LightningCLI):
         before the run folder is claimed; if the command fails before saving a checkpoint, the folder it
         claimed is removed again.
         """
-        ckpt_path = self.config[subcommand].get("ckpt_path")
-        if ckpt_path is not None and hasattr(self.model, "check_checkpoint"):
-            self.model.check_checkpoint(load_checkpoint(ckpt_path))
-        input_shape = getattr(self.datamodule, "input_shape", None)
-        if input_shape is not None and hasattr(self.model, "check_input_shape"):
-            self.model.check_input_shape(input_shape)
+        if isinstance(self.model, Classifier):
+            ckpt_path = self.config[subcommand].get("ckpt_path")
+            if ckpt_path is not None:
+                self.model.check_checkpoint(load_checkpoint(ckpt_path))
+            if isinstance(self.datamodule, TaskDataModule):
+                self.model.check_input_shape(self.datamodule.input_shape)
         claimed = self._claim_run_folder()
         try:
             super()._run_subcommand(subcommand)
@@ -176,51 +174,6 @@ class MedclsCLI(LightningCLI):
         # Lightning computes the version where it is not set, and only reads it where it is: set it here.
         logger._version = claimed.version
         return claimed
-
-
-def _tensorboard_logger(config: Namespace) -> Namespace | None:
-    logger = config.trainer.logger
-    if isinstance(logger, Namespace) and logger.class_path.endswith("TensorBoardLogger"):
-        return logger
-    return None
-
-
-def _name_experiment(config: Namespace) -> None:
-    """Name the experiment after the data and the net when no name was configured."""
-    logger = _tensorboard_logger(config)
-    if logger is not None and logger.init_args.name is None:
-        logger.init_args.name = _experiment_name(config)
-
-
-def _experiment(config: Namespace) -> Path | None:
-    """The folder of the configured experiment's runs (with the TensorBoard logger)."""
-    logger = _tensorboard_logger(config)
-    return None if logger is None else Path(logger.init_args.save_dir) / logger.init_args.name
-
-
-def _newest_run_checkpoint(config: Namespace, which: str) -> Path:
-    experiment = _experiment(config)
-    if experiment is None:
-        raise CheckpointError(f"--ckpt_path {which} needs the TensorBoard logger to find the runs; pass a path.")
-    return newest_run_checkpoint(experiment, which)
-
-
-def _continue_run(config: Namespace) -> None:
-    """Resume a fit in the run folder of its checkpoint, so that its logs and checkpoints continue there."""
-    experiment = _experiment(config)
-    if experiment is None or config.trainer.logger.init_args.get("version") is not None:
-        return
-    run = run_folder_of(Path(config.ckpt_path), experiment)
-    if run is not None:  # as a number where it is one, as Lightning names versions (the progress bar shows it)
-        number = version_of(run)
-        config.trainer.logger.init_args.version = run.name if number is None else number
-
-
-def _experiment_name(config: Namespace) -> str:
-    data = config.data.class_path.rsplit(".", 1)[-1].removesuffix("DataModule")
-    net = config.model.init_args.get("net")
-    parts = [data] + ([net.class_path.rsplit(".", 1)[-1].removesuffix("Net")] if isinstance(net, Namespace) else [])
-    return "-".join(parts).lower()
 
 
 def _option_value(argv: list[str], option: str) -> str | None:
@@ -265,8 +218,8 @@ def _classes_of(checkpoint: dict[str, Any]) -> dict[str, Any]:
         class_path = hparams.pop("_class_path", None)
         if class_path:
             hparams.pop("_instantiator", None)
-            for link_target in ("tasks", "binary_views"):  # always the data module's
-                hparams.pop(link_target, None)
+            for linked in LINKED_FROM_DATA:
+                hparams.pop(linked, None)
             defaults[key] = {"class_path": class_path, "init_args": hparams}
     net = defaults.get("model", {}).get("init_args", {}).get("net")
     if isinstance(net, dict):  # the checkpoint holds the weights: no pretrained weights to fetch or find
@@ -292,44 +245,6 @@ def _model_class(config: Namespace) -> type | None:
     return getattr(importlib.import_module(module), name, None)
 
 
-class _Stderr(logging.StreamHandler):
-    """Messages as they are, on whatever ``sys.stderr`` is when they come (test runners and notebooks swap it)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(logging.Formatter("%(message)s"))
-
-    @property
-    def stream(self) -> Any:  # noqa: D102
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
-
-
-class _DropTips(logging.Filter):
-    """Lightning's advertisements for its cloud services, printed on every run."""
-
-    def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102
-        return not record.getMessage().startswith("💡 Tip")
-
-
-_DROP_TIPS = _DropTips()
-
-
-def _quiet_libraries() -> None:
-    """Silence what libraries print on every run that a user can do nothing about."""
-    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(_DROP_TIPS)  # one instance: a second main() adds nothing
-    # Raised inside Lightning by the newest torch.
-    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    # Run folders are claimed atomically: a checkpoint folder with files in it is one being resumed.
-    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-    # torchmetrics' AUROC on a validation batch without one of the classes; the test report handles it per metric.
-    warnings.filterwarnings("ignore", message=r"No (positive|negative) samples in targets")
-
-
 def command(args: list[str] | None = None) -> None:
     """The ``medcls`` console command: :func:`main`, any error ending it with one ``medcls: error:`` line.
 
@@ -345,17 +260,6 @@ def command(args: list[str] | None = None) -> None:
         main(None if args is None else argv)
 
 
-@contextmanager
-def console(prog: str) -> Iterator[None]:
-    """What a command line of medcls does around its work: medcls' messages on stderr, any error as one line."""
-    medcls_log = logging.getLogger("medcls")
-    if not any(isinstance(handler, _Stderr) for handler in medcls_log.handlers):
-        medcls_log.addHandler(_Stderr())  # what medcls reports: cache builds, where the report went, warnings
-        medcls_log.setLevel(logging.INFO)
-    with one_line_errors(prog):
-        yield
-
-
 def main(args: list[str] | None = None, *, run: bool = True) -> MedclsCLI:
     """Run ``medcls fit | validate | test | predict``; ``args`` defaults to the command line.
 
@@ -363,7 +267,7 @@ def main(args: list[str] | None = None, *, run: bool = True) -> MedclsCLI:
     subcommand: the CLI is returned with its trainer, model and data module built but not run, for scripts that
     drive them (e.g. ``scripts/lr_find.py``).
     """
-    _quiet_libraries()
+    quiet_libraries()
     return MedclsCLI(
         LightningModule,
         TaskDataModule,

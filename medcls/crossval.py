@@ -6,6 +6,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
@@ -13,17 +14,22 @@ from scipy import stats
 from medcls.io import atomic_write
 from medcls.metrics.report import metric_values
 
+if TYPE_CHECKING:
+    from medcls.cli import MedclsCLI
+
 log = logging.getLogger(__name__)
 
 
-def run_folds(medcls: Callable[[list[str]], None], config_args: Sequence[str], num_folds: int, out: Path) -> list[dict]:
+def run_folds(
+    medcls: Callable[[list[str]], MedclsCLI], config_args: Sequence[str], num_folds: int, out: Path
+) -> list[dict]:
     """Fit and test each fold (``--data.fold k``), skipping folds whose results are already in ``out``.
 
     Each fold trains into its own experiment ``<out name>-fold<k>`` under ``out``; its test ``metrics.json``
     is copied to ``out/fold<k>.json`` last, so an interrupted run resumes at the first unfinished fold.
 
     Args:
-        medcls: The command, ``medcls.cli.main``.
+        medcls: The command to run, ``medcls.cli.main`` (which returns the CLI it ran, its trainer included).
         config_args: The config and options of every fold, e.g. ``["--config", "configs/messidor/canet.yaml"]``.
         num_folds: Number of folds (the data module's ``num_folds``).
         out: Folder of the runs and results.
@@ -41,9 +47,8 @@ def run_folds(medcls: Callable[[list[str]], None], config_args: Sequence[str], n
                    "--trainer.logger.init_args.save_dir", str(out),
                    "--trainer.logger.init_args.name", f"{out.name}-fold{fold}"]  # fmt: skip
             medcls(["fit", *run])
-            medcls(["test", *run, "--ckpt_path", "best"])
-            test_runs = sorted((out / f"{out.name}-fold{fold}").glob("version_*"), key=lambda p: p.stat().st_mtime)
-            metrics = (test_runs[-1] / "metrics.json").read_text()
+            tested = medcls(["test", *run, "--ckpt_path", "best"])
+            metrics = (Path(tested.trainer.log_dir) / "metrics.json").read_text()
             atomic_write(done, lambda file, text=metrics: file.write(text))
         results.append(json.loads(done.read_text()))
     return results

@@ -1,9 +1,12 @@
-"""Run folders ``<save_dir>/<experiment>/version_<N>``: claimed atomically, found again, released when left empty.
+"""Run folders ``<save_dir>/<experiment>/version_<N>``: named, claimed atomically, found again, released when empty.
 
 Every ``medcls`` command writes into a run folder of its own. Two commands started at once in the same experiment
 must not share one, so a command claims its folder by creating it (``mkdir`` fails for the second comer, which takes
 the next number) before anything is written; a command that fails before saving a checkpoint removes the folder it
 claimed, so that a refused or failed command leaves nothing behind.
+
+The experiment is the TensorBoard logger's ``save_dir`` / ``name``; a command's config (as LightningCLI parsed it)
+names it, and ``--ckpt_path best`` or ``last`` and a resumed fit are resolved against it here.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from jsonargparse import Namespace
 
 from medcls.errors import CheckpointError
 from medcls.io import load_checkpoint
@@ -79,6 +84,15 @@ class RunFolder:
         log.debug("Removed %s: the command failed before saving anything worth keeping.", self.path)
 
 
+RUN_CHECKPOINTS = ("best", "last")
+"""What ``--ckpt_path`` may say instead of a path: that checkpoint of the experiment's newest run."""
+
+
+def newest(paths: Any) -> Path | None:
+    """The most recently modified of ``paths`` (e.g. a glob of run folders), or None if there are none."""
+    return max(paths, key=lambda path: path.stat().st_mtime, default=None)
+
+
 def newest_run_checkpoint(experiment: Path, which: str) -> Path:
     """The best or last checkpoint of the newest run of ``experiment`` (``which``: ``best`` or ``last``).
 
@@ -87,13 +101,13 @@ def newest_run_checkpoint(experiment: Path, which: str) -> Path:
     Raises:
         CheckpointError: If no run of the experiment has checkpoints, or the newest lacks the one asked for.
     """
-    found = sorted(experiment.glob("version_*/checkpoints/*.ckpt"), key=lambda path: path.stat().st_mtime)
-    if not found:
+    found = newest(experiment.glob("version_*/checkpoints/*.ckpt"))
+    if found is None:
         raise CheckpointError(
             f"--ckpt_path {which}: experiment {experiment} has no run with checkpoints; "
             "train one with 'medcls fit' first, or pass the path of a checkpoint."
         )
-    checkpoints = found[-1].parent
+    checkpoints = found.parent
     path = checkpoints / f"{which}.ckpt"
     if which == "best" and not path.exists() and (checkpoints / "last.ckpt").exists():
         path = Path(recorded_best(load_checkpoint(checkpoints / "last.ckpt")) or path)
@@ -117,4 +131,49 @@ def run_folder_of(checkpoint: Path, experiment: Path) -> Path | None:
     checkpoints = checkpoint.resolve().parent
     if checkpoints.name == "checkpoints" and checkpoints.parent.parent == experiment.resolve():
         return checkpoints.parent
+    return None
+
+
+def name_experiment(config: Namespace) -> None:
+    """Name the experiment ``<data>-<net>`` (e.g. ``idrid-canet``) where the config names none."""
+    logger = _tensorboard_logger(config)
+    if logger is not None and logger.init_args.name is None:
+        data = config.data.class_path.rsplit(".", 1)[-1].removesuffix("DataModule")
+        net = config.model.init_args.get("net")
+        parts = [data] + ([net.class_path.rsplit(".", 1)[-1].removesuffix("Net")] if isinstance(net, Namespace) else [])
+        logger.init_args.name = "-".join(parts).lower()
+
+
+def experiment_of(config: Namespace) -> Path | None:
+    """The folder of the configured experiment's runs; None without the TensorBoard logger."""
+    logger = _tensorboard_logger(config)
+    return None if logger is None else Path(logger.init_args.save_dir) / logger.init_args.name
+
+
+def resolve_run_checkpoint(config: Namespace) -> None:
+    """Replace ``--ckpt_path best`` or ``last`` by that checkpoint's path in the experiment's newest run."""
+    which = config.get("ckpt_path")
+    if which not in RUN_CHECKPOINTS:
+        return
+    experiment = experiment_of(config)
+    if experiment is None:
+        raise CheckpointError(f"--ckpt_path {which} needs the TensorBoard logger to find the runs; pass a path.")
+    config.ckpt_path = str(newest_run_checkpoint(experiment, which))
+
+
+def continue_run(config: Namespace) -> None:
+    """Resume a fit in the run folder of its checkpoint, so that its logs and checkpoints continue there."""
+    experiment = experiment_of(config)
+    if experiment is None or config.trainer.logger.init_args.get("version") is not None:
+        return
+    run = run_folder_of(Path(config.ckpt_path), experiment)
+    if run is not None:  # as a number where it is one, as Lightning names versions (the progress bar shows it)
+        number = version_of(run)
+        config.trainer.logger.init_args.version = run.name if number is None else number
+
+
+def _tensorboard_logger(config: Namespace) -> Namespace | None:
+    logger = config.trainer.logger
+    if isinstance(logger, Namespace) and logger.class_path.endswith("TensorBoardLogger"):
+        return logger
     return None

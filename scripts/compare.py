@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from medcls.cli import console
+from medcls.console import console
 from medcls.io import atomic_write
 from medcls.metrics.comparison import compare, markdown_table, write_csv
 

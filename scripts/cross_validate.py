@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from medcls.cli import console
 from medcls.cli import main as medcls
+from medcls.console import console
 from medcls.crossval import markdown_table, run_folds, summarise
 from medcls.io import atomic_write
 

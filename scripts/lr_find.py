@@ -15,7 +15,8 @@ import argparse
 import warnings
 from pathlib import Path
 
-from medcls.cli import console
+from medcls.cli import main as medcls
+from medcls.console import console
 from medcls.errors import TuningError
 from medcls.tuning import LR_OPTION, lr_range_test, save_range_test
 
@@ -32,7 +33,7 @@ def main() -> None:
     # The CLI gets its options from us, not from sys.argv, as LightningCLI's warning fears.
     warnings.filterwarnings("ignore", message=r".*args parameter is intended to run from within Python")
     try:
-        result = lr_range_test(config_args, args.out, args.min_lr, args.max_lr, args.num_training)
+        result = lr_range_test(medcls, config_args, args.out, args.min_lr, args.max_lr, args.num_training)
     except TuningError as error:
         parser.error(str(error))
     save_range_test(result, args.out)

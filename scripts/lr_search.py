@@ -18,10 +18,10 @@ import argparse
 import warnings
 from pathlib import Path
 
-from medcls.cli import console
 from medcls.cli import main as medcls
+from medcls.console import console
 from medcls.errors import TuningError
-from medcls.io import atomic_write
+from medcls.io import atomic_write, save_figure
 from medcls.tuning import (
     LECTURE_LR_RANGE,
     LogUniform,
@@ -30,7 +30,6 @@ from medcls.tuning import (
     rank,
     run_search,
     sample_trials,
-    save_figure,
 )
 
 
@@ -62,7 +61,7 @@ def main() -> None:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     table = markdown_table(ranked)
     atomic_write(args.out / "ranking.md", lambda file: file.write(table))
-    save_figure(plot_search(ranked), args.out / "lr_search.png")
+    save_figure(plot_search(ranked), args.out / "lr_search.png", dpi=120)
     print(table)
 
 

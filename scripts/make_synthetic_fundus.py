@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from medcls.cli import console
-from medcls.data.synthetic import write_idrid_tree, write_messidor_tree
+from medcls.synthetic import write_idrid_tree, write_messidor_tree
 
 
 def _size(text: str) -> tuple[int, int]:

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medcls.data.mnist import write_idx
+from medcls.data import MNISTDataModule
+from medcls.synthetic.digits import write_idx
 
 
 def square_digits(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -32,6 +33,15 @@ def write_mnist(root: Path, *, train: int = 600, test: int = 100, compress: bool
     return root
 
 
+def ready_mnist(root: Path, **kwargs) -> MNISTDataModule:
+    """The MNIST data module of ``root`` (100 validation digits), prepared and set up for every stage."""
+    data = MNISTDataModule(root, val_size=100, **kwargs)
+    data.prepare_data()
+    data.setup("fit")
+    data.setup("test")
+    return data
+
+
 @pytest.fixture
 def mnist_root(tmp_path: Path) -> Path:
     """A small synthetic MNIST (600 training, 100 test images) in torchvision's layout."""
@@ -53,6 +63,6 @@ def tutorial(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture(scope="session")
 def synthetic_idrid(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic IDRiD tree (30 training, 10 test images of 160x106 px), written once per session."""
-    from medcls.data.synthetic import write_idrid_tree
+    from medcls.synthetic import write_idrid_tree
 
     return write_idrid_tree(tmp_path_factory.mktemp("idrid"), train=30, test=10, size=(160, 106), seed=3)

@@ -23,9 +23,9 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from PIL import Image
 
 from medcls.cli import command
-from medcls.data.mnist import write_idx
 from medcls.errors import DEBUG_VARIABLE
 from medcls.nets import TutorialNet
+from medcls.synthetic.digits import write_idx
 
 REPO = Path(__file__).parents[1]
 TUTORIAL = REPO / "configs/mnist/tutorial.yaml"
@@ -259,7 +259,6 @@ def test_a_fundus_checkpoint_on_mnist_and_an_mnist_checkpoint_on_fundus_data_nam
         (["--model.regression_tasks", "[grade]"], r"--model.regression_tasks \['grade'\] must be among"),
         (["--model.trunk_lr_factor", "0.1"], "--model.trunk_lr_factor and --model.freeze_trunk_epochs need a net with"),
         (["--model.ema_decay", "2"], "--model.ema_decay must be between 0 and 1"),
-        (["--model.class_weighted_loss", "true"], "--model.class_weighted_loss needs a data module with class_weights"),
         (
             ["--model.net", "medcls.nets.TorchvisionNet", "--model.net.name", "resnet18"],
             r"TorchvisionNet cannot take the data's 1 x 28 x 28 .*--model.net.in_chans",
@@ -276,7 +275,7 @@ def test_a_fundus_checkpoint_on_mnist_and_an_mnist_checkpoint_on_fundus_data_nam
             "TorchvisionNet cannot take the data's 1 x 28 x 28 .*images",
         ),
     ],
-    ids=["loss-weights", "regression-task", "trunk-lr", "ema-decay", "class-weights", "grey-into-rgb", "too-small"],
+    ids=["loss-weights", "regression-task", "trunk-lr", "ema-decay", "grey-into-rgb", "too-small"],
 )
 def test_impossible_model_settings_are_refused_naming_the_option(
     refuse: Refuse, tutorial: list[str], options: list[str], message: str

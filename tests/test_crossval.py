@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import yaml
 
-from medcls.cli import main
+from medcls.cli import MedclsCLI, main
 from medcls.crossval import markdown_table, run_folds, summarise
-from medcls.data.synthetic import write_messidor_tree
+from medcls.synthetic import write_messidor_tree
 
 
 @pytest.fixture
@@ -31,9 +31,9 @@ def test_every_fold_runs_once_and_the_summary_averages_them(messidor_config: Pat
     monkeypatch.chdir(tmp_path)
     calls: list[list[str]] = []
 
-    def medcls(args: list[str]) -> None:
+    def medcls(args: list[str]) -> MedclsCLI:
         calls.append(args)
-        main(args)
+        return main(args)
 
     out = tmp_path / "cv"
     options = ["--config", str(messidor_config), "--report.bootstrap_resamples", "50"]

@@ -77,7 +77,7 @@ def assert_prepared_once(folder: Path) -> None:
     assert trees == ["idrid-train64-test21-128px-seed0"], trees
     assert os.listdir(folder / "synthetic" / trees[0]) == ["B. Disease Grading"]
     caches = os.listdir(folder / "cache")
-    assert len(caches) == 1 and ".tmp-" not in caches[0], caches
+    assert len(caches) == 1 and ".partial-" not in caches[0], caches
     manifest = json.loads((folder / "cache" / caches[0] / "manifest.json").read_text())
     assert len(manifest["sources"]) == 64 + 21 and not manifest["skipped"]
 

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -16,12 +15,14 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from medcls.data.base import TaskDataModule
 from medcls.distributed import gather_unique
 from medcls.errors import MedclsError
-from medcls.io import atomic_write
+from medcls.io import save_figure
 from medcls.metrics.binary import binary_questions
 from medcls.metrics.figures import prediction_grid, roc_figure
 from medcls.metrics.report import evaluate_predictions, metric_values, write_metrics, write_predictions
+from medcls.models.classifier import Classifier
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,9 @@ class EvaluationReport(Callback):
             return
         scores = {task: p.numpy() for task, p in probabilities.items()}
         truths = {task: y.numpy() for task, y in labels.items()}
-        points = getattr(pl_module, "operating_points", {})
-        views = getattr(pl_module, "binary_views", {})
+        points, views = (
+            (pl_module.operating_points, pl_module.binary_views) if isinstance(pl_module, Classifier) else ({}, {})
+        )
         metrics = evaluate_predictions(
             scores, truths, binary_views=views, operating_points=points, groups=self._groups(trainer),
             n_resamples=self.bootstrap_resamples, seed=self.seed,
@@ -150,7 +152,7 @@ class EvaluationReport(Callback):
 
     def _groups(self, trainer: Trainer) -> np.ndarray | None:
         """The group of each image as the data module defines it; ``None`` where every image is its own group."""
-        if trainer.datamodule is None:
+        if not isinstance(trainer.datamodule, TaskDataModule):
             return None
         groups = np.array([trainer.datamodule.group_of(i) for i in self.ids])
         return None if (groups == np.array(self.ids)).all() else groups
@@ -180,8 +182,7 @@ class EvaluationReport(Callback):
 
 
 def _publish(trainer: Trainer, figure: Figure, path: Path, tag: str) -> None:
-    atomic_write(path, lambda file: figure.savefig(file, format="png", dpi=100), mode="wb")
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
-    plt.close(figure)  # pyplot's figures (torchmetrics draws the confusion matrices with it) stay open otherwise
+    save_figure(figure, path)  # and closed: torchmetrics draws the confusion matrices with pyplot

@@ -1,6 +1,7 @@
 """Data modules: what ``--data`` takes, and the readers, caches and transforms under them."""
 
-from medcls.data.base import FundusDataModule, TaskDataModule
+from medcls.data.base import TaskDataModule
+from medcls.data.fundus import FundusDataModule
 from medcls.data.idrid import IDRiDDataModule
 from medcls.data.messidor import MessidorDataModule
 from medcls.data.mnist import MNISTDataModule

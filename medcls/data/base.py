@@ -1,39 +1,26 @@
-"""What every medcls data module shares: tasks, batch dicts, splits of records, the fundus cache, loaders."""
+"""What every medcls data module shares, and what the model and the report ask of one: tasks, class counts, loaders."""
 
 from __future__ import annotations
 
-import csv
-import logging
-from collections import Counter
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, Literal
-
-import torch
 from lightning.pytorch import LightningDataModule
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
-from torchvision.transforms import v2
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from medcls.data.fundus import CacheSettings, FundusCache, build_cache
-from medcls.data.records import Record
-from medcls.data.transforms import default_eval_transforms, default_train_transforms
-from medcls.errors import ConfigError, summarise_error
-from medcls.io import atomic_write
-
-log = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
+from medcls.errors import ConfigError
 
 
 class TaskDataModule(LightningDataModule):
     """A data module whose batches are dicts: ``"image"``, one class-index tensor per task, ``"id"``.
 
     Subclasses set ``tasks`` (task name -> number of classes, linked into the model) and ``input_shape``,
-    and, in ``setup``, the datasets ``train_set``, ``val_set`` and ``test_set``. ``predict`` runs over the
-    test set. Settings are checked as the module is built: an impossible one is a
-    :class:`~medcls.errors.ConfigError` naming its option (``--data.batch_size``), before anything is read
-    or written.
+    implement :meth:`class_counts`, and, in ``setup``, set the datasets ``train_set``, ``val_set`` and
+    ``test_set``. ``predict`` runs over the test set. Settings are checked as the module is built: an
+    impossible one is a :class:`~medcls.errors.ConfigError` naming its option (``--data.batch_size``),
+    before anything is read or written.
+
+    What the model and the evaluation report ask of a data module, beyond ``tasks``, is what this class
+    defines: ``binary_views``, ``input_shape``, :meth:`group_of`, :meth:`class_counts` and
+    :meth:`class_weights`.
 
     Args:
         batch_size: Images per training batch.
@@ -70,6 +57,21 @@ class TaskDataModule(LightningDataModule):
         """The group of an image (images of a group are resampled together); by default the image itself."""
         return image_id
 
+    def class_counts(self, task: str) -> Tensor:
+        """Images per class of ``task`` in the training split, a float tensor of ``tasks[task]`` counts.
+
+        Every medcls data module counts its classes; it may need ``setup("fit")`` to have run.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not count the classes of its training split")
+
+    def class_weights(self, task: str) -> Tensor:
+        """Inverse-frequency weights N / (K n_c) of the K classes of ``task`` in the training split of N images.
+
+        Every class present then weighs N / K in total; a class absent from the split gets N / K.
+        """
+        counts = self.class_counts(task)
+        return counts.sum() / (len(counts) * counts.clamp(min=1))
+
     def _loader(self, dataset: Dataset, *, train: bool = False, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(
             dataset,
@@ -96,228 +98,3 @@ class TaskDataModule(LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """The test set, in a fixed order, for ``medcls predict``."""
         return self._loader(self.test_set)
-
-
-class CachedImageDataset(Dataset):
-    """Records served from the preprocessing cache through a transform pipeline, as batch dicts.
-
-    Args:
-        records: The images of this split.
-        cache: The cache holding every record's image.
-        transform: Maps a uint8 C x H x W tensor to the network's input.
-        tasks: The labels served with each image.
-    """
-
-    def __init__(
-        self, records: Sequence[Record], cache: FundusCache, transform: Callable[[Tensor], Tensor], tasks: Sequence[str]
-    ) -> None:
-        self.records = list(records)
-        self.tasks = list(tasks)
-        self.rows = [cache.index_of(record.path) for record in self.records]
-        self.cache = cache
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        record = self.records[index]
-        image = torch.from_numpy(self.cache.read(self.rows[index])).permute(2, 0, 1)
-        return {"image": self.transform(image), **{task: record.labels[task] for task in self.tasks}, "id": record.id}
-
-
-class FundusDataModule(TaskDataModule):
-    """Fundus photographs listed as records: preprocessed once into a cache, split, augmented, loaded.
-
-    Subclasses set ``label_tasks`` (every task the data set labels; before calling this class's
-    ``__init__``, which checks the settings naming tasks against it) and read their data set in
-    :meth:`split_records`. ``prepare_data`` builds the cache (field of
-    view cropped, resized once; rank 0 only under DDP); training reads only the cache. The assignment of
-    every image to train/val/test is written to ``splits.csv`` in the run's log dir.
-
-    Args:
-        root: The data set's folder, as distributed.
-        cache_dir: Where preprocessed images are cached (a changed setting or file rebuilds).
-        image_size: Side of the square cached images, in pixels.
-        contrast: Ben Graham's contrast normalisation (subtract the local average colour).
-        cache_format: ``jpeg`` (compact) or ``memmap`` (a uint8 array: no decoding at all, fastest).
-        skip_corrupt: Leave unreadable images out (listed in the log) instead of stopping.
-        preprocess_workers: Processes building the cache (0: one per CPU).
-        input_size: Side of the network's input; used by the default pipelines.
-        train_transforms: Training pipeline, ``torchvision.transforms.v2`` transforms applied to a uint8
-            C x H x W tensor (default: random resized crop to ``input_size``, flips, ImageNet normalisation).
-        eval_transforms: Validation/test pipeline (default: resize to ``input_size``, ImageNet normalisation).
-        select_tasks: Learn only these of the data set's tasks (e.g. ``[dr]`` for a DR-only model); default all.
-        binary_views: The binary questions of graded tasks to evaluate, name -> [task, lowest positive grade]
-            (e.g. ``{severe_dr: [dr, 3]}``); default: the data set's own (IDRiD: referable DR, DME present).
-        balance: Draw training images with a class-balanced sampler over this task.
-        batch_size: Images per training batch.
-        eval_batch_size: Images per validation, test and prediction batch.
-        num_workers: Loader worker processes.
-        augment: Apply ``train_transforms`` to the training images; ``false`` applies ``eval_transforms``.
-    """
-
-    def __init__(
-        self,
-        root: str | Path,
-        cache_dir: str | Path = ".cache/medcls",
-        image_size: int = 512,
-        contrast: bool = False,
-        cache_format: Literal["jpeg", "memmap"] = "jpeg",
-        skip_corrupt: bool = False,
-        preprocess_workers: int = 0,
-        input_size: int = 224,
-        train_transforms: list[nn.Module] | None = None,
-        eval_transforms: list[nn.Module] | None = None,
-        select_tasks: list[str] | None = None,
-        binary_views: dict[str, tuple[str, int]] | None = None,
-        balance: str | None = None,
-        batch_size: int = 32,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
-        augment: bool = True,
-    ) -> None:
-        super().__init__(batch_size, eval_batch_size, num_workers, augment)
-        if preprocess_workers < 0:
-            raise ConfigError(f"--data.preprocess_workers is {preprocess_workers}; use 0 (one per CPU) or more.")
-        if input_size < 1:
-            raise ConfigError(f"--data.input_size is {input_size}; it must be at least 1.")
-        self.root = Path(root)
-        self.cache_dir = Path(cache_dir)
-        self.cache_settings = CacheSettings(size=image_size, contrast=contrast, format=cache_format)
-        self.skip_corrupt = skip_corrupt
-        self.preprocess_workers = preprocess_workers
-        self.train_transform = v2.Compose(train_transforms or default_train_transforms(input_size))
-        self.eval_transform = v2.Compose(eval_transforms or default_eval_transforms(input_size))
-        self.tasks = self._chosen_tasks(select_tasks)
-        self.binary_views = self._chosen_views(binary_views)
-        if balance is not None and balance not in self.tasks:
-            raise ConfigError(f"--data.balance names the task {balance!r}; choose one of {sorted(self.tasks)}.")
-        self.balance = balance
-        self.splits: dict[str, list[Record]] = {}
-        self.groups: dict[str, str] = {}
-
-    label_tasks: dict[str, int]
-    label_views: dict[str, tuple[str, int]] = {}
-
-    def _chosen_tasks(self, select_tasks: list[str] | None) -> dict[str, int]:
-        """The tasks learnt: ``select_tasks`` of the data set's ``label_tasks``, in the data set's order."""
-        if select_tasks is None:
-            return dict(self.label_tasks)
-        unknown = set(select_tasks) - self.label_tasks.keys()
-        if unknown or not select_tasks:
-            named = f"names {sorted(unknown)}" if unknown else "is empty"
-            raise ConfigError(f"--data.select_tasks {named}; this data set labels {sorted(self.label_tasks)}.")
-        return {task: n for task, n in self.label_tasks.items() if task in select_tasks}
-
-    def _chosen_views(self, chosen: dict[str, tuple[str, int]] | None) -> dict[str, tuple[str, int]]:
-        """The binary views (the chosen ones, else the data set's ``label_views``) of the tasks learnt."""
-        views = self.label_views if chosen is None else chosen
-        views = {name: (task, int(grade)) for name, (task, grade) in views.items()}
-        for name, (task, grade) in views.items():
-            if task not in self.label_tasks or not 1 <= grade < self.label_tasks[task]:
-                raise ConfigError(
-                    f"--data.binary_views: {name} is [{task}, {grade}]; name a task of {sorted(self.label_tasks)} "
-                    "and its lowest positive grade, from 1 to the task's number of classes - 1."
-                )
-        return {name: view for name, view in views.items() if view[0] in self.tasks}
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """Channels, height, width of the images served to the net: what the eval pipeline makes of a cached image.
-
-        Found by running ``eval_transforms`` on a black uint8 image of the cache's size, which holds for any
-        pipeline and costs one transform.
-
-        Raises:
-            ConfigError: If the pipeline fails on that image or does not return one C x H x W image.
-        """
-        size = self.cache_settings.size
-        try:
-            shape = tuple(self.eval_transform(torch.zeros(3, size, size, dtype=torch.uint8)).shape)
-        except Exception as error:  # a configured pipeline can raise anything; all mean it does not fit
-            raise ConfigError(
-                f"--data.eval_transforms fails on a 3 x {size} x {size} uint8 image ({summarise_error(error)})."
-            ) from error
-        if len(shape) != 3:
-            raise ConfigError(
-                f"--data.eval_transforms turns a 3 x {size} x {size} image into shape {list(shape)}, "
-                "not channels x height x width."
-            )
-        return shape
-
-    def split_records(self) -> dict[str, list[Record]]:
-        """Read the data set and split it: ``{"train": [...], "val": [...], "test": [...]}``."""
-        raise NotImplementedError
-
-    def _cache(self, *, progress: bool) -> FundusCache:
-        records = [record for split in SPLITS for record in self.splits[split]]
-        return build_cache(
-            [record.path for record in records],
-            self.cache_dir,
-            self.cache_settings,
-            workers=self.preprocess_workers,
-            skip_corrupt=self.skip_corrupt,
-            progress=progress,
-        )
-
-    def prepare_data(self) -> None:
-        """Read and validate the data set, and build the preprocessing cache (once, on rank 0)."""
-        self.splits = self.split_records()
-        self._cache(progress=True)
-
-    def setup(self, stage: str) -> None:
-        """Split the records and open the cache (which decodes nothing when it is up to date)."""
-        self.splits = self.split_records()
-        cache = self._cache(progress=False)
-        if cache.skipped:
-            left_out = set(cache.skipped)
-            self.splits = {s: [r for r in rs if r.path.resolve() not in left_out] for s, rs in self.splits.items()}
-        self.groups = {record.id: record.group for records in self.splits.values() for record in records}
-        tasks = list(self.tasks)
-        train_transform = self.train_transform if self.augment else self.eval_transform
-        self.train_set = CachedImageDataset(self.splits["train"], cache, train_transform, tasks)
-        self.val_set = CachedImageDataset(self.splits["val"], cache, self.eval_transform, tasks)
-        self.test_set = CachedImageDataset(self.splits["test"], cache, self.eval_transform, tasks)
-        if self.trainer is not None and self.trainer.logger is not None:
-            log_dir = self.trainer.log_dir  # a collective call under DDP: on every process
-            if self.trainer.is_global_zero:
-                self.write_splits(Path(log_dir) / "splits.csv")
-
-    def group_of(self, image_id: str) -> str:
-        """The group of an image, as its reader defined it (e.g. both images of a duplicate pair)."""
-        return self.groups.get(image_id, image_id)
-
-    def write_splits(self, path: Path) -> None:
-        """Write which split every image is in, with its group and labels."""
-
-        def write(file: Any) -> None:
-            writer = csv.writer(file)
-            writer.writerow(["id", "split", "group", *self.tasks])
-            for split in SPLITS:
-                for record in self.splits[split]:
-                    writer.writerow([record.id, split, record.group, *(record.labels[t] for t in self.tasks)])
-
-        atomic_write(path, write)
-
-    def class_counts(self, task: str) -> Tensor:
-        """Images per class of ``task`` in the training split."""
-        counts = Counter(record.labels[task] for record in self.splits["train"])
-        return torch.tensor([counts[c] for c in range(self.tasks[task])], dtype=torch.float)
-
-    def class_weights(self, task: str) -> Tensor:
-        """Inverse-frequency weights N / (K n_c) of the K classes of ``task`` in the training split of N images.
-
-        Every class present then weighs N / K in total; a class absent from the split gets N / K.
-        """
-        counts = self.class_counts(task)
-        return counts.sum() / (len(counts) * counts.clamp(min=1))
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches; class-balanced draws with ``balance``."""
-        if self.balance is None:
-            return super().train_dataloader()
-        weights = self.class_weights(self.balance)
-        labels = torch.tensor([record.labels[self.balance] for record in self.splits["train"]])
-        sampler = WeightedRandomSampler(weights[labels].double(), num_samples=len(labels), replacement=True)
-        return self._loader(self.train_set, train=True, sampler=sampler)

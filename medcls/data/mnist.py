@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import gzip
-import math
-import os
-import shutil
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.datasets import MNIST
 from torchvision.transforms import v2
 
 from medcls.data.base import TaskDataModule
+from medcls.data.readers.mnist import MNIST_FILES, check_mnist, gunzip_mnist
 from medcls.errors import ConfigError, DataError, summarise_error
-from medcls.io import atomic_write
-
-# File name -> the IDX magic number its header starts with: two zero bytes, 0x08 (unsigned bytes), the number
-# of dimensions (3 for images, N x 28 x 28; 1 for labels, N); each dimension follows as a big-endian int32.
-MNIST_FILES = {
-    "train-images-idx3-ubyte": 0x00000803,
-    "train-labels-idx1-ubyte": 0x00000801,
-    "t10k-images-idx3-ubyte": 0x00000803,
-    "t10k-labels-idx1-ubyte": 0x00000801,
-}
-# Each split's images and labels, whose counts must agree.
-_PAIRS = (("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
-_REPLACE = "replace it with the original file"
 
 
 class DigitDataset(Dataset):
@@ -122,8 +104,7 @@ class MNISTDataModule(TaskDataModule):
                 split's images and labels differ in number, or a label is not a digit; the message names
                 the file.
         """
-        for name in MNIST_FILES:
-            _gunzip_if_needed(self.raw / name)
+        gunzip_mnist(self.raw)
         missing = [name for name in MNIST_FILES if not (self.raw / name).exists()]
         remedy = "or set data.download true on a machine with internet access"
         if missing and self.hparams.download:
@@ -138,14 +119,7 @@ class MNISTDataModule(TaskDataModule):
                 f"MNIST files missing in {self.raw.resolve()}: {', '.join(missing)}. Put the four files "
                 f"{', '.join(MNIST_FILES)} (plain or .gz) in that folder, {remedy}."
             )
-        counts = {name: _check_idx_file(self.raw / name, magic) for name, magic in MNIST_FILES.items()}
-        for images, labels in _PAIRS:
-            if counts[images] != counts[labels]:
-                raise DataError(
-                    f"{self.raw / images} holds {counts[images]} images but {self.raw / labels} holds "
-                    f"{counts[labels]} labels; replace both with the original files of one release."
-                )
-            _check_digits(self.raw / labels)
+        check_mnist(self.raw)
 
     def setup(self, stage: str) -> None:
         """Load the digits into memory and split off the validation set."""
@@ -161,6 +135,10 @@ class MNISTDataModule(TaskDataModule):
             test = MNIST(self.root, train=False)
             self.test_set = _digits(test, torch.arange(len(test)), "test", normalise)
 
+    def class_counts(self, task: str) -> Tensor:
+        """Images per digit in the training split (after ``setup("fit")``)."""
+        return torch.bincount(self.train_set.labels, minlength=self.tasks[task]).float()
+
 
 def _digits(
     source: MNIST, indices: Tensor, split: str, normalise: dict[str, float], augment: bool = False
@@ -169,107 +147,8 @@ def _digits(
     return DigitDataset(source.data[indices], source.targets[indices], ids, **normalise, augment=augment)
 
 
-def _gunzip_if_needed(path: Path) -> None:
-    packed = path.with_name(path.name + ".gz")
-    if path.exists() or not packed.exists():
-        return
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    try:
-        with gzip.open(packed, "rb") as source, open(partial, "wb") as target:
-            shutil.copyfileobj(source, target)
-    except (OSError, EOFError) as error:
-        partial.unlink(missing_ok=True)
-        raise DataError(f"{packed} is not a readable gzip file ({error}); replace it with the original.") from None
-    os.replace(partial, path)
-
-
-def write_idx(path: Path, array: np.ndarray, *, compress: bool = False) -> Path:
-    """Write a uint8 array as an IDX file (``.gz`` appended when compressed); returns the path written.
-
-    The header is the magic number 0x0000080<ndim>, then each dimension as a big-endian int32.
-    """
-    header = (0x0800 + array.ndim).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    payload = header + array.astype(np.uint8).tobytes()
-    if compress:
-        path, payload = path.with_name(path.name + ".gz"), gzip.compress(payload)
-    atomic_write(path, lambda file: file.write(payload), mode="wb")
-    return path
-
-
-def _check_idx_file(path: Path, magic: int) -> int:
-    """Check an MNIST IDX file against its header: magic number, 28 x 28 images, size; return its item count."""
-    file_size = path.stat().st_size
-    if file_size == 0:
-        raise DataError(f"{path} is empty (0 bytes); {_REPLACE}.")
-    ndim = magic & 0xFF
-    header_size = 4 + 4 * ndim
-    with open(path, "rb") as file:
-        header = file.read(header_size)
-    found = int.from_bytes(header[:4], "big")
-    if found != magic:
-        raise DataError(f"{path} is not an MNIST IDX file (header 0x{found:08x}, expected 0x{magic:08x}); {_REPLACE}.")
-    if len(header) < header_size:
-        raise DataError(f"{path} is truncated: {file_size} bytes, less than its {header_size}-byte header; {_REPLACE}.")
-    shape = [int.from_bytes(header[i : i + 4], "big") for i in range(4, header_size, 4)]
-    if ndim == 3 and shape[1:] != [28, 28]:
-        raise DataError(f"{path} holds images of {shape[1]} x {shape[2]} pixels, not MNIST's 28 x 28; {_REPLACE}.")
-    expected = header_size + math.prod(shape)
-    if file_size != expected:
-        problem = "truncated" if file_size < expected else "longer than its header says"
-        items = "images of 28 x 28" if ndim == 3 else "labels"
-        raise DataError(
-            f"{path} is {problem}: its header promises {shape[0]} {items}, {expected} bytes, but the file has "
-            f"{file_size} bytes; {_REPLACE}."
-        )
-    return shape[0]
-
-
-def _check_digits(path: Path) -> None:
-    """Check that every label of an IDX labels file is a digit, 0-9."""
-    labels = np.fromfile(path, dtype=np.uint8, offset=8)
-    bad = np.flatnonzero(labels > 9)
-    if len(bad):
-        raise DataError(
-            f"{path}: label {bad[0]} is {labels[bad[0]]}, not a digit 0-9 ({len(bad)} such labels); {_REPLACE}."
-        )
-
-
 def _check_val_size(val_size: int, train_images: int | None = None) -> None:
     """Refuse a validation size that leaves no training images (of ``train_images``, when known)."""
     if val_size < 1 or (train_images is not None and val_size >= train_images):
         allowed = "at least 1" if train_images is None else f"from 1 to {train_images - 1}"
         raise ConfigError(f"--data.val_size is {val_size}; the training images held out must be {allowed}.")
-
-
-def synthetic_digits(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Printed digits in MNIST's format: N x 28 x 28 uint8, white on black, and their N labels.
-
-    Each digit varies in size, stroke width, position and slant, so that a network has to learn shapes; they
-    are a stand-in for MNIST where it cannot be downloaded, not a replacement (handwriting varies far more).
-    """
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, count).astype(np.uint8)
-    fonts = {size: ImageFont.load_default(size=size) for size in range(16, 25)}
-    images = np.empty((count, 28, 28), dtype=np.uint8)
-    for i, label in enumerate(labels):
-        image = Image.new("L", (28, 28))
-        centre = 14 + rng.normal(0, 1.5, size=2)
-        ImageDraw.Draw(image).text(
-            tuple(centre), str(label), fill=255, font=fonts[int(rng.integers(16, 25))], anchor="mm",
-            stroke_width=int(rng.integers(0, 2)), stroke_fill=255,
-        )  # fmt: skip
-        images[i] = np.asarray(image.rotate(rng.uniform(-15, 15), resample=Image.Resampling.BILINEAR))
-    return images, labels
-
-
-def write_synthetic_mnist(root: str | Path, train: int = 60_000, test: int = 10_000, seed: int = 0) -> Path:
-    """Write :func:`synthetic_digits` as the four MNIST files in torchvision's layout under ``root``; returns root.
-
-    For working offline: ``MNISTDataModule(root)`` then reads them as it reads MNIST.
-    """
-    raw = Path(root) / "MNIST" / "raw"
-    for split, count, split_seed in (("train", train, seed), ("t10k", test, seed + 1)):
-        images, labels = synthetic_digits(count, split_seed)
-        write_idx(raw / f"{split}-images-idx3-ubyte", images)
-        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
-    return Path(root)

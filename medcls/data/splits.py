@@ -27,7 +27,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Sequence
 
-from medcls.data.records import Record
+from medcls.data.readers.records import Record
 from medcls.errors import ConfigError
 
 Stratify = Callable[[Record], Hashable]

@@ -1,4 +1,4 @@
-"""The binary questions a set of graded tasks answers, and their operating points chosen on validation."""
+"""The binary questions a set of graded tasks answers (e.g. referable DR), and their operating points on validation."""
 
 from __future__ import annotations
 
@@ -7,11 +7,41 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from medcls.metrics.evaluation import binary_view
+from medcls.metrics.evaluation import validated_predictions
 from medcls.metrics.thresholds import threshold_for_sensitivity, threshold_for_specificity, youden_threshold
 
 BinaryViews = Mapping[str, tuple[str, int]]
 """Name -> (task, lowest positive grade), e.g. ``{"referable_dr": ("dr", 2), "dme_present": ("dme", 1)}``."""
+
+
+def binary_view(probabilities: np.ndarray, labels: np.ndarray, positive_from: int) -> tuple[np.ndarray, np.ndarray]:
+    """The binary question behind a graded task: is the grade at least ``positive_from``?
+
+    P(positive) is the sum of the probabilities of the grades ``>= positive_from``, e.g. referable DR
+    (``positive_from=2``, moderate or worse) from the 5 DR grades, or DME present (``positive_from=1``).
+
+    Args:
+        probabilities: N x K grade probabilities.
+        labels: N reference grades in ``[0, K)``.
+        positive_from: Lowest grade counted as positive, in ``[1, K)``.
+
+    Returns:
+        ``(probabilities, labels)``: N x 2 probabilities [P(negative), P(positive)] and 0/1 labels, ready for
+        :func:`evaluate_task`.
+
+    Raises:
+        ValueError: If the inputs are invalid or ``positive_from`` leaves one side empty.
+    """
+    probabilities, labels = validated_predictions(probabilities, labels)
+    num_classes = probabilities.shape[1]
+    if not 1 <= positive_from < num_classes:
+        raise ValueError(f"positive_from must lie in [1, {num_classes}) for {num_classes} classes, got {positive_from}")
+    # Both columns summed from their own grades rather than 1 - P(positive), so rows that do not sum to exactly 1
+    # (float32 softmax) are not distorted.
+    binary = np.stack([probabilities[:, :positive_from].sum(1), probabilities[:, positive_from:].sum(1)], axis=1)
+    # float32 sums can land a rounding error above 1; they are probabilities.
+    binary = np.clip(binary, 0.0, 1.0)
+    return binary, (labels >= positive_from).astype(np.int64)
 
 
 def binary_questions(
@@ -49,4 +79,22 @@ def choose_operating_points(
         "youden": youden_threshold(scores, target).threshold,
         "high_sensitivity": threshold_for_sensitivity(scores, target, sensitivity).threshold,
         "high_specificity": threshold_for_specificity(scores, target, specificity).threshold,
+    }
+
+
+def operating_points_of(
+    probabilities: Mapping[str, np.ndarray],
+    labels: Mapping[str, np.ndarray],
+    views: BinaryViews,
+    sensitivity: float = 0.95,
+    specificity: float = 0.95,
+) -> dict[str, dict[str, float]]:
+    """The operating points (:func:`choose_operating_points`) of every binary question of a validation set.
+
+    A question whose validation labels are all of one class has no ROC curve, hence no operating points.
+    """
+    return {
+        name: choose_operating_points(question, truth, sensitivity, specificity)
+        for name, (question, truth) in binary_questions(probabilities, labels, views).items()
+        if len(np.unique(truth)) == 2
     }

@@ -3,9 +3,8 @@
 :func:`evaluate_task` computes what the field reports for one task from the class probabilities of a whole test set:
 accuracy, balanced accuracy, AUC (binary, or macro one-vs-rest with one AUC per class), quadratic weighted Cohen's
 kappa, precision, recall and F1, and for binary tasks the sensitivity, specificity, PPV, NPV and F1 at operating
-points chosen beforehand on the validation set (see :mod:`medcls.metrics.thresholds`). :func:`binary_view` turns a
-graded task into its clinically meaningful binary question (e.g. referable DR = grade >= 2), which then gets the
-binary metrics and operating points.
+points chosen beforehand on the validation set (see :mod:`medcls.metrics.thresholds`); a graded task's binary
+questions (:mod:`medcls.metrics.binary`) get the binary metrics and operating points.
 
 The metrics are plain numpy: the bootstrap evaluates each of them about a thousand times.
 """
@@ -84,7 +83,7 @@ def evaluate_task(
         ValueError: If the shapes or labels are invalid, ``groups`` does not match the images, or operating points
             are given for a task with more than two classes.
     """
-    probabilities, labels = _validated(probabilities, labels)
+    probabilities, labels = validated_predictions(probabilities, labels)
     num_classes = probabilities.shape[1]
     if operating_points and num_classes != 2:
         raise ValueError(
@@ -120,38 +119,12 @@ def evaluate_task(
     return results
 
 
-def binary_view(probabilities: np.ndarray, labels: np.ndarray, positive_from: int) -> tuple[np.ndarray, np.ndarray]:
-    """The binary question behind a graded task: is the grade at least ``positive_from``?
-
-    P(positive) is the sum of the probabilities of the grades ``>= positive_from``, e.g. referable DR
-    (``positive_from=2``, moderate or worse) from the 5 DR grades, or DME present (``positive_from=1``).
-
-    Args:
-        probabilities: N x K grade probabilities.
-        labels: N reference grades in ``[0, K)``.
-        positive_from: Lowest grade counted as positive, in ``[1, K)``.
-
-    Returns:
-        ``(probabilities, labels)``: N x 2 probabilities [P(negative), P(positive)] and 0/1 labels, ready for
-        :func:`evaluate_task`.
+def validated_predictions(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions as float64 N x K probabilities and int64 labels in ``[0, K)``.
 
     Raises:
-        ValueError: If the inputs are invalid or ``positive_from`` leaves one side empty.
+        ValueError: If the shapes disagree, a probability is NaN or a label is out of range.
     """
-    probabilities, labels = _validated(probabilities, labels)
-    num_classes = probabilities.shape[1]
-    if not 1 <= positive_from < num_classes:
-        raise ValueError(f"positive_from must lie in [1, {num_classes}) for {num_classes} classes, got {positive_from}")
-    # Both columns summed from their own grades rather than 1 - P(positive), so rows that do not sum to exactly 1
-    # (float32 softmax) are not distorted.
-    binary = np.stack([probabilities[:, :positive_from].sum(1), probabilities[:, positive_from:].sum(1)], axis=1)
-    # float32 sums can land a rounding error above 1; they are probabilities.
-    binary = np.clip(binary, 0.0, 1.0)
-    return binary, (labels >= positive_from).astype(np.int64)
-
-
-def _validated(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float64 N x K probabilities and int64 labels, after checking shapes, NaN and the label range."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels)
     if probabilities.ndim != 2 or probabilities.shape[1] < 2:

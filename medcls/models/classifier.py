@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, LightningModule
@@ -17,10 +15,12 @@ from torch import Tensor, nn
 from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torchmetrics import MeanMetric
 
+from medcls.data.base import TaskDataModule
 from medcls.distributed import gather_unique
-from medcls.errors import CheckpointError, ConfigError, TrainingError
-from medcls.metrics.binary import binary_questions, choose_operating_points
+from medcls.errors import ConfigError, TrainingError
+from medcls.metrics.binary import operating_points_of
 from medcls.metrics.collection import JointAccuracy, task_metrics
+from medcls.models.guards import check_checkpoint, check_input_shape, non_finite_weights, remedy, stop_if_diverged
 from medcls.models.losses import focal_loss
 from medcls.models.schedules import CosineToZero
 
@@ -149,12 +149,15 @@ class Classifier(LightningModule):
         """Fetch the class weights of the training split, if the loss uses them."""
         if self.hparams.class_weighted_loss and stage == "fit":
             data = self.trainer.datamodule
-            if not hasattr(data, "class_weights"):
+            try:
+                if not isinstance(data, TaskDataModule):
+                    raise NotImplementedError(f"{type(data).__name__} is no medcls data module")
+                self.class_weights = {task: data.class_weights(task) for task in self.tasks}
+            except NotImplementedError as error:
                 raise ConfigError(
-                    f"--model.class_weighted_loss needs a data module with class_weights(task); "
-                    f"{type(data).__name__} has none."
-                )
-            self.class_weights = {task: data.class_weights(task) for task in self.tasks}
+                    f"--model.class_weighted_loss needs a data module that counts the classes of its training split; "
+                    f"{error}."
+                ) from error
 
     def configure_callbacks(self) -> list[Callback]:
         """The moving average of the weights, if ``ema_decay`` is set."""
@@ -243,25 +246,22 @@ class Classifier(LightningModule):
         if self.trainer.sanity_checking:
             return
         if self.trainer.state.fn == TrainerFn.FITTING:
-            self._stop_if_diverged(self.validation_finite, "the validation loss")
+            stop_if_diverged(self.trainer, self.validation_finite, "the validation loss")
         if not outputs:
             return
         ids = [image_id for batch_ids, _ in outputs for image_id in batch_ids]
         _, rows = gather_unique(ids, {name: torch.cat([r[name] for _, r in outputs]) for name in outputs[0][1]})
         probabilities = {t: rows[f"p_{t}"].numpy() for t in self.tasks}
         labels = {t: rows[f"y_{t}"].numpy() for t in self.tasks}
-        targets = {"sensitivity": self.hparams.target_sensitivity, "specificity": self.hparams.target_specificity}
-        for name, (question, truth) in binary_questions(probabilities, labels, self.binary_views).items():
-            if len(np.unique(truth)) == 2:  # a validation set with one class only has no ROC
-                self.operating_points[name] = choose_operating_points(question, truth, **targets)
+        targets = (self.hparams.target_sensitivity, self.hparams.target_specificity)
+        self.operating_points |= operating_points_of(probabilities, labels, self.binary_views, *targets)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store the operating points chosen on validation; refuse to save weights that are not finite."""
-        weights = [tensor for tensor in checkpoint["state_dict"].values() if tensor.is_floating_point()]
-        if weights and not torch.stack([tensor.isfinite().all() for tensor in weights]).all():
+        if non_finite_weights(checkpoint["state_dict"]):
             raise TrainingError(
                 f"the weights became NaN or infinite at epoch {self.current_epoch}, step {self.global_step}: training "
-                f"diverged and was stopped without saving them. {self._remedy()}"
+                f"diverged and was stopped without saving them. {remedy(self.trainer)}"
             )
         checkpoint["operating_points"] = self.operating_points
 
@@ -274,36 +274,18 @@ class Classifier(LightningModule):
         if self.global_step % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss, batch_size=len(batch["image"]))
             # The logger turns the loss into a number on these steps anyway: checking it here adds no wait.
-            self._stop_if_diverged(torch.isfinite(loss.detach()), f"the training loss of step {self.global_step}")
+            stop_if_diverged(
+                self.trainer, torch.isfinite(loss.detach()), f"the training loss of step {self.global_step}"
+            )
         return loss
 
     def on_train_epoch_end(self) -> None:
         """Log the mean training loss of the epoch; stop if it is not finite, before the epoch's checkpoints."""
         mean = self.train_loss.compute()
         self.train_loss.reset()
-        self._stop_if_diverged(torch.isfinite(mean), f"the mean training loss of epoch {self.current_epoch}")
+        stop_if_diverged(self.trainer, torch.isfinite(mean), f"the mean training loss of epoch {self.current_epoch}")
         # The metric's compute() averaged over the processes already; sync_dist only keeps Lightning from asking.
         self.log("train/loss_epoch", mean, prog_bar=True, sync_dist=True)
-
-    def _stop_if_diverged(self, finite: Tensor, what: str) -> None:
-        """Raise a TrainingError unless ``finite`` holds on every process (one decision, taken by all of them)."""
-        if self.trainer.strategy.reduce_boolean_decision(bool(finite), all=True):
-            return
-        raise TrainingError(
-            f"{what} is NaN or infinite (epoch {self.current_epoch}, step {self.global_step}): training diverged and "
-            f"was stopped before saving the diverged weights. {self._remedy()}"
-        )
-
-    def _remedy(self) -> str:
-        """Where the last good weights are, and what to change."""
-        saved = [callback.best_model_path for callback in self.trainer.checkpoint_callbacks if callback.best_model_path]
-        kept = f"The checkpoints saved before, in {Path(saved[0]).parent}, hold good weights. " if saved else ""
-        lr = self.trainer.optimizers[0].param_groups[0]["lr"] if self.trainer.optimizers else None
-        rate = f", now {lr:g}" if lr is not None else ""
-        return (
-            f"{kept}Lower the learning rate (--model.optimizer.lr{rate}) or clip the gradients "
-            "(--trainer.gradient_clip_val 1.0)."
-        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         """Loss and metric updates on a validation batch."""
@@ -355,51 +337,12 @@ class Classifier(LightningModule):
         Raises:
             CheckpointError: Naming what the checkpoint holds and what this model and its data expect.
         """
-        saved_tasks = checkpoint.get("hyper_parameters", {}).get("tasks")
-        if saved_tasks is not None and dict(saved_tasks) != self.tasks:
-            raise CheckpointError(
-                f"the checkpoint was trained for tasks {dict(saved_tasks)}, but the data has tasks {self.tasks}; "
-                "use a checkpoint trained on this data set (or a data set with the same tasks)."
-            )
-        state = checkpoint.get("state_dict", {})
-        saved = {name: tuple(tensor.shape) for name, tensor in state.items()}
-        expected = {name: tuple(tensor.shape) for name, tensor in self.state_dict().items()}
-        if saved != expected:
-            missing = sorted(expected.keys() - saved.keys())
-            unexpected = sorted(saved.keys() - expected.keys())
-            reshaped = sorted(k for k in expected.keys() & saved.keys() if expected[k] != saved[k])
-            raise CheckpointError(
-                "the checkpoint holds a different network than the configured model "
-                f"({len(missing)} missing, {len(unexpected)} unexpected, {len(reshaped)} differently shaped "
-                f"weights, e.g. {(missing + unexpected + reshaped)[:3]}); "
-                "pass a checkpoint of this model, or the model the checkpoint was trained with."
-            )
-        broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
-        if broken:
-            raise CheckpointError(
-                f"the checkpoint holds NaN or infinite weights ({len(broken)} tensors, e.g. {broken[0]}): it was "
-                "saved by a run that diverged; use a checkpoint saved before the divergence."
-            )
+        check_checkpoint(checkpoint, self.tasks, self.state_dict())
 
     def check_input_shape(self, shape: tuple[int, ...]) -> None:
         """Refuse, before anything runs, a net that cannot take images of ``shape`` (C x H x W).
 
-        One forward pass of a single zero image in evaluation mode, without gradients (and without compiling).
-
         Raises:
             ConfigError: Naming the net, the shape and the library's reason.
         """
-        training = self.net.training
-        try:
-            with torch.no_grad():
-                self.net.eval().forward(torch.zeros(1, *shape))
-        except (RuntimeError, ValueError, IndexError, AssertionError) as error:  # timm's ViTs assert their size
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            size = " x ".join(map(str, shape))
-            raise ConfigError(
-                f"{type(self.net).__name__} cannot take the data's {size} (channels x height x width) images: "
-                f"{reason}. Serve other images (e.g. a larger --data.input_size, or the channels the net takes) or "
-                "configure the net for them (e.g. --model.net.in_chans)."
-            ) from error
-        finally:
-            self.net.train(training)
+        check_input_shape(self.net, shape)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from medcls.data.records import Record
+from medcls.data.readers.records import Record
 from medcls.data.splits import stratified_group_kfold, stratified_holdout
 from medcls.errors import ConfigError
 

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from medcls.data.messidor import BASES, DR_CORRECTIONS, DUPLICATE_PAIRS
+from medcls.data.readers import idrid, messidor
 
 IDRID_TRAIN = [(0, 0), (1, 0), (2, 1), (2, 2), (3, 2), (4, 2), (0, 0), (4, 1)]
 IDRID_TEST = [(0, 0), (2, 2), (3, 1), (4, 0)]
-MESSIDOR_HEADER = ("Image name", "Ophthalmologic department", "Retinopathy grade", "Risk of macular edema ")
 DEPARTMENTS = {"1": "LaTIM - CHU de BREST", "2": "CHU de St Etienne", "3": "Service Ophtalmologie Lariboisière"}
 
 
@@ -41,7 +40,7 @@ def write_idrid_csv(path: Path, rows: Sequence[Sequence[object]]) -> None:
 
     An empty row in ``rows`` becomes a blank (all-commas) line.
     """
-    lines = ["Image name,Retinopathy grade,Risk of macular edema ,,"]
+    lines = [",".join(idrid.HEADER) + ",,"]
     lines += [",".join(map(str, row)) + ",," for row in rows]
     lines += [",,,,", ""]
     path.write_text("\r\n".join(lines) + "\r\n", newline="")
@@ -57,18 +56,16 @@ def make_idrid(
         train: (DR, DME) per training image, in order.
         test: (DR, DME) per test image; numbering restarts at 001 as in the real set.
     """
-    top = root / "B. Disease Grading"
-    for folder, csv_name, labels in (
-        ("a. Training Set", "a. IDRiD_Disease Grading_Training Labels.csv", train),
-        ("b. Testing Set", "b. IDRiD_Disease Grading_Testing Labels.csv", test),
-    ):
-        images = top / "1. Original Images" / folder
+    top = root / idrid.FOLDER
+    for split, (folder, csv_name) in idrid.SPLITS.items():
+        labels = {"train": train, "test": test}[split]
+        images = top / idrid.IMAGES / folder
         images.mkdir(parents=True)
         for number in range(1, len(labels) + 1):
             (images / f"IDRiD_{number:03d}.jpg").write_bytes(image_bytes("JPEG"))
-        (top / "2. Groundtruths").mkdir(exist_ok=True)
+        (top / idrid.LABELS).mkdir(exist_ok=True)
         rows = [(f"IDRiD_{number:03d}", dr, dme) for number, (dr, dme) in enumerate(labels, start=1)]
-        write_idrid_csv(top / "2. Groundtruths" / csv_name, rows)
+        write_idrid_csv(top / idrid.LABELS / csv_name, rows)
     return top
 
 
@@ -77,8 +74,8 @@ def errata_rows() -> dict[str, list[tuple[str, int, int]]]:
     duplicate pairs (``_0400_PP``), graded alike within a pair except the two pairs graded
     inconsistently in the original (DME 0 vs 1, DR 2 vs 3).
     """
-    corrections = [(f"{name}.tif", wrong, 0) for name, (wrong, _) in DR_CORRECTIONS.items()]
-    grades = {name: (number % 4, number % 3) for number, pair in enumerate(DUPLICATE_PAIRS) for name in pair}
+    corrections = [(f"{name}.tif", wrong, 0) for name, (wrong, _) in messidor.DR_CORRECTIONS.items()]
+    grades = {name: (number % 4, number % 3) for number, pair in enumerate(messidor.DUPLICATE_PAIRS) for name in pair}
     grades |= {"20051202_55562": (1, 0), "20051202_54611": (1, 1), "20051202_55626": (2, 0), "20051205_33025": (3, 0)}
     pairs = [(f"{name}_0400_PP.tif", dr, dme) for name, (dr, dme) in grades.items()]
     return {"Base11": corrections[:2], "Base12": corrections[2:3], "Base24": corrections[3:], "Base33": pairs}
@@ -91,7 +88,7 @@ def make_messidor(
     fmt: str = "xls",
     errata: bool = False,
     extra: Mapping[str, Sequence[tuple[str, object, object]]] | None = None,
-    header: Sequence[str] = MESSIDOR_HEADER,
+    header: Sequence[str] = messidor.HEADER,
 ) -> dict[str, tuple[object, object]]:
     """Write the 12 Messidor sub-bases under ``root``, cycling through the layouts seen in the wild.
 
@@ -112,7 +109,7 @@ def make_messidor(
     """
     written: dict[str, tuple[object, object]] = {}
     more = errata_rows() if errata else {}
-    for index, base in enumerate(BASES):
+    for index, base in enumerate(messidor.BASES):
         plain = [
             (f"20040101_{n:05d}_0100_PP.tif", n % 4, n // 4 % 3)
             for n in range(index * per_base, (index + 1) * per_base)
@@ -123,7 +120,10 @@ def make_messidor(
         for name, dr, dme in rows:
             (folder / name).write_bytes(image_bytes("TIFF"))
             written[Path(name).stem] = (dr, dme)
-        sheet = (root / base if index % 3 else root) / f"Annotation{'_' if index % 2 == 0 else ' '}{base}.{fmt}"
+        sheet_name = messidor.SHEET.format(base=base)
+        if index % 2:  # "Annotation BaseXX", a variant seen in the wild
+            sheet_name = sheet_name.replace("_", " ")
+        sheet = (root / base if index % 3 else root) / f"{sheet_name}.{fmt}"
         cells = [list(header)] + [[name, DEPARTMENTS[base[4]], dr, dme] for name, dr, dme in rows]
         _write_sheet(sheet, cells, "Feuil1" if index % 2 else base)
     return written

@@ -1,4 +1,5 @@
 from functools import partial
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from medcls.data import MNISTDataModule, TaskDataModule
-from medcls.errors import CheckpointError
+from medcls.errors import ConfigError
 from medcls.models import Classifier
 from medcls.nets import TutorialNet
 from tests.conftest import write_mnist
@@ -82,16 +83,6 @@ def test_overfitting_two_batches_drives_training_loss_to_zero(tmp_path) -> None:
     )  # fmt: skip
     trainer.fit(model, datamodule=data)
     assert trainer.callback_metrics["train/loss_epoch"] < 0.02
-
-
-def test_checkpoint_with_another_network_is_refused() -> None:
-    model = Classifier(TutorialNet, {"digit": 10})
-    other = Classifier(TwoHeadNet, {"digit": 10, "parity": 2})
-    with pytest.raises(CheckpointError, match="trained for tasks"):
-        model.on_load_checkpoint({"hyper_parameters": {"tasks": other.tasks}, "state_dict": other.state_dict()})
-    with pytest.raises(CheckpointError, match=r"different network .*\(8 missing, 6 unexpected"):
-        model.on_load_checkpoint({"hyper_parameters": {"tasks": model.tasks}, "state_dict": other.state_dict()})
-    model.on_load_checkpoint({"hyper_parameters": {"tasks": model.tasks}, "state_dict": model.state_dict()})
 
 
 def test_class_weighted_loss_uses_the_training_split_weights(synthetic_idrid, tmp_path) -> None:
@@ -352,3 +343,13 @@ def test_gradient_accumulation_and_clipping_reach_the_optimizer() -> None:
     assert trainer.global_step == 4 and len(norms.stepped) == 4
     assert len(norms.computed) == 4 and min(norms.computed) > 0.01
     assert norms.stepped == pytest.approx([0.01] * 4, rel=1e-4)  # clipping divides by (norm + 1e-6)
+
+
+def test_class_weighted_loss_is_refused_where_the_data_cannot_count_its_classes() -> None:
+    class Uncounted(TaskDataModule):
+        tasks = {"digit": 10}
+
+    model = Classifier(TutorialNet, {"digit": 10}, class_weighted_loss=True)
+    model._trainer = SimpleNamespace(datamodule=Uncounted())
+    with pytest.raises(ConfigError, match="--model.class_weighted_loss needs .* Uncounted does not count the classes"):
+        model.setup("fit")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from medcls.data.tables import read_rows
+from medcls.data.readers.tables import read_rows
 from medcls.errors import DataError
 
 ROWS = [["Image name", "Qualité", "Grade"], ["IDRiD_001", "médiocre", "2"], ["IDRiD_002", "bonne", "0"]]
@@ -40,7 +40,7 @@ def test_legacy_encodings_are_read_and_logged(
 ) -> None:
     path = tmp_path / "labels.csv"
     path.write_bytes(table(",", [ROWS[0], ["IDRiD_001", cell, "2"]]).encode(encoding))
-    with caplog.at_level(logging.INFO, logger="medcls.data.tables"):
+    with caplog.at_level(logging.INFO, logger="medcls.data.readers.tables"):
         rows = read_rows(path)
     assert rows == [(1, ROWS[0]), (2, ["IDRiD_001", cell, "2"])]
     assert caplog.messages == [f"{path} is not UTF-8; read it as {encoding}."]

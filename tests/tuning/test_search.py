@@ -1,7 +1,5 @@
 import csv
 import math
-import runpy
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,14 +21,9 @@ from medcls.tuning import (
     run_search,
     sample_trials,
 )
+from tests.scripts import run_script
 
-SCRIPTS = Path(__file__).parents[1] / "scripts"
-TUTORIAL = Path(__file__).parents[1] / "configs/mnist/tutorial.yaml"
-
-
-def run_script(name: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sys, "argv", [name, *args])
-    runpy.run_path(str(SCRIPTS / name), run_name="__main__")
+TUTORIAL = Path(__file__).parents[2] / "configs/mnist/tutorial.yaml"
 
 
 def test_the_lecture_range_is_sampled_log_uniformly_and_reproducibly() -> None:
@@ -170,23 +163,3 @@ def test_a_real_diverging_trial_is_recorded_as_failed_and_leaves_no_run(tutorial
     assert result.failed and result.status.startswith("diverged: ") and "NaN or infinite" in result.status
     assert result.run == "trial000" and not (out / "trial000").exists()  # no run folder of NaN weights
     assert "| failed (diverged: " in (out / "ranking.md").read_text()
-
-
-def test_lr_find_plots_the_curve_and_suggests_a_rate_in_range(tutorial: list[str], tmp_path: Path, monkeypatch,
-                                                               capsys) -> None:  # fmt: skip
-    out = tmp_path / "lr_find"
-    options = [*tutorial, "--out", str(out), "--min-lr", "1e-4", "--max-lr", "0.5", "--num-training", "15",
-               # a schedule that needs the run's length, which the range test must keep finite
-               "--model.init_args.lr_scheduler", "medcls.models.CosineToZero",
-               "--model.init_args.lr_scheduler_interval", "step"]  # fmt: skip
-    run_script("lr_find.py", options, monkeypatch)
-    with open(out / "lr_find.csv") as file:
-        rows = [(float(row["lr"]), float(row["loss"])) for row in csv.DictReader(file)]
-    lrs = [lr for lr, _ in rows]
-    assert len(rows) == 15 and lrs[0] == pytest.approx(1e-4) and lrs == sorted(lrs) and lrs[-1] <= 0.5
-    suggestion = float(capsys.readouterr().out.split("suggested learning rate:")[1].split()[0])
-    assert 1e-4 <= suggestion <= 0.5 and min(abs(lr / suggestion - 1) for lr in lrs) < 5e-3  # one of the rates tried
-    # The temporary checkpoint is gone, and neither a run folder nor lightning_logs was created.
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "lr_find.csv", "lr_find.png"]
-    assert list(Path().iterdir()) == []  # no run folder or lightning_logs in the working folder
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["lr_find", "mnist", "run"]
