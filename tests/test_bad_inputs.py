@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import runpy
 import shutil
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from medcls.cli import command
 from medcls.errors import DEBUG_VARIABLE
 from medcls.nets import TutorialNet
 from medcls.synthetic.digits import write_idx
+from tests.scripts import run_script
 
 REPO = Path(__file__).parents[1]
 TUTORIAL = REPO / "configs/mnist/tutorial.yaml"
@@ -328,9 +328,8 @@ def test_a_checkpoint_of_nan_weights_is_never_written(tutorial: list[str]) -> No
 
 
 def test_compare_names_a_missing_predictions_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    monkeypatch.setattr(sys, "argv", ["compare.py", str(tmp_path / "nowhere.csv"), "--out", str(tmp_path / "c")])
     with pytest.raises(SystemExit) as exit_:
-        runpy.run_path(str(REPO / "scripts/compare.py"), run_name="__main__")
+        run_script("compare.py", [str(tmp_path / "nowhere.csv"), "--out", str(tmp_path / "c")], monkeypatch)
     assert exit_.value.code == f"compare.py: error: cannot read predictions file {tmp_path / 'nowhere.csv'} " + (
         "(No such file or directory); pass a predictions.csv."
     )

@@ -1,5 +1,3 @@
-import runpy
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +7,7 @@ import yaml
 from medcls.cli import MedclsCLI, main
 from medcls.crossval import markdown_table, run_folds, summarise
 from medcls.synthetic import write_messidor_tree
+from tests.scripts import run_script
 
 
 @pytest.fixture
@@ -53,10 +52,8 @@ def test_every_fold_runs_once_and_the_summary_averages_them(messidor_config: Pat
     assert auc["sd"] == pytest.approx(np.std(values, ddof=1)) and auc["ci_low"] <= auc["mean"] <= auc["ci_high"]
     assert "| dr | auc | 3 |" in markdown_table(summarise(results))
 
-    script = Path(__file__).parents[1] / "scripts/cross_validate.py"
-    argv = ["cross_validate.py", *options, "--num-folds", "3", "--out", str(out)]
-    monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(script), run_name="__main__")  # every fold done: it only summarises
+    # Every fold done: the script only summarises.
+    run_script("cross_validate.py", [*options, "--num-folds", "3", "--out", str(out)], monkeypatch)
     assert (out / "summary.md").read_text() == markdown_table(summarise(results))
 
 

@@ -1,5 +1,3 @@
-import runpy
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ from medcls.errors import DataError
 from medcls.metrics.comparison import compare, markdown_table
 from medcls.metrics.report import read_predictions, write_predictions
 from medcls.metrics.stats import delong_test
+from tests.scripts import run_script
 
 VIEWS = {"referable_dr": ("dr", 2)}
 
@@ -67,10 +66,9 @@ def test_files_of_other_images_or_without_labels_are_refused(tmp_path: Path, lab
 def test_script_writes_markdown_and_csv(tmp_path: Path, labels: np.ndarray, monkeypatch, capsys) -> None:
     a, b = write_model(tmp_path / "a.csv", labels, 3.0, 1), write_model(tmp_path / "b.csv", labels, 0.5, 2)
     out = tmp_path / "comparison"
-    argv = ["compare.py", str(a), str(b), "--names", "A", "B", "--views", "referable_dr=dr:2", "--resamples", "100",
+    args = [str(a), str(b), "--names", "A", "B", "--views", "referable_dr=dr:2", "--resamples", "100",
             "--out", str(out)]  # fmt: skip
-    monkeypatch.setattr(sys, "argv", argv)
-    runpy.run_path(str(Path(__file__).parents[2] / "scripts/compare.py"), run_name="__main__")
+    run_script("compare.py", args, monkeypatch)
     assert out.with_suffix(".md").read_text() == capsys.readouterr().out.rstrip("\n") + "\n"
     csv_lines = out.with_suffix(".csv").read_text().splitlines()
     assert len(csv_lines) == 1 + 4 and csv_lines[0].startswith("model,question,n,auc,auc_ci_low,auc_ci_high")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import gzip
 import math
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from medcls.errors import DataError
+from medcls.io import atomic_write
 
 # File name -> the IDX magic number its header starts with: two zero bytes, 0x08 (unsigned bytes), the number
 # of dimensions (3 for images, N x 28 x 28; 1 for labels, N); each dimension follows as a big-endian int32.
@@ -60,14 +60,11 @@ def _gunzip_if_needed(path: Path) -> None:
     packed = path.with_name(path.name + ".gz")
     if path.exists() or not packed.exists():
         return
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        with gzip.open(packed, "rb") as source, open(partial, "wb") as target:
-            shutil.copyfileobj(source, target)
+        with gzip.open(packed, "rb") as source:
+            atomic_write(path, lambda target: shutil.copyfileobj(source, target), mode="wb")
     except (OSError, EOFError) as error:
-        partial.unlink(missing_ok=True)
         raise DataError(f"{packed} is not a readable gzip file ({error}); replace it with the original.") from None
-    os.replace(partial, path)
 
 
 def _check_idx_file(path: Path, magic: int) -> int:
