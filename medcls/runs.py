@@ -88,11 +88,6 @@ RUN_CHECKPOINTS = ("best", "last")
 """What ``--ckpt_path`` may say instead of a path: that checkpoint of the experiment's newest run."""
 
 
-def newest(paths: Any) -> Path | None:
-    """The most recently modified of ``paths`` (e.g. a glob of run folders), or None if there are none."""
-    return max(paths, key=lambda path: path.stat().st_mtime, default=None)
-
-
 def newest_run_checkpoint(experiment: Path, which: str) -> Path:
     """The best or last checkpoint of the newest run of ``experiment`` (``which``: ``best`` or ``last``).
 
@@ -101,7 +96,7 @@ def newest_run_checkpoint(experiment: Path, which: str) -> Path:
     Raises:
         CheckpointError: If no run of the experiment has checkpoints, or the newest lacks the one asked for.
     """
-    found = newest(experiment.glob("version_*/checkpoints/*.ckpt"))
+    found = max(experiment.glob("version_*/checkpoints/*.ckpt"), key=lambda path: path.stat().st_mtime, default=None)
     if found is None:
         raise CheckpointError(
             f"--ckpt_path {which}: experiment {experiment} has no run with checkpoints; "
