@@ -19,7 +19,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 import medcls.nets  # noqa: F401  (imported so that configs can name nets by class name alone)
-from medcls.callbacks import EarlyStopping, EvaluationReport, LineProgress
+from medcls.callbacks import EarlyStopping, EvaluationReport, LineProgress, TrainingPreview
 from medcls.console import console, quiet_libraries
 from medcls.data import TaskDataModule
 from medcls.errors import DEBUG_VARIABLE, CheckpointError, ConfigError
@@ -29,7 +29,7 @@ from medcls.nets import without_weights_files
 from medcls.runs import RUN_CHECKPOINTS, RunFolder, continue_run, name_experiment, resolve_run_checkpoint
 
 EVALUATING_SUBCOMMANDS = ("validate", "test", "predict")
-LINKED_FROM_DATA = ("tasks", "binary_views")
+LINKED_FROM_DATA = ("tasks", "binary_views", "class_names", "ordinal_tasks")
 """The data module's attributes linked into the model's arguments of the same names: always the data's."""
 FIT_ONLY_CALLBACKS = (ModelCheckpoint, LightningEarlyStopping, LearningRateMonitor)
 """Callbacks with nothing to do outside ``fit`` (a checkpoint callback would only warn that its folder changed)."""
@@ -65,6 +65,18 @@ class MedclsCLI(LightningCLI):
         parser.link_arguments("checkpoint.mode", "early_stopping.mode")
         parser.add_lightning_class_args(LearningRateMonitor, "lr_monitor")
         parser.add_lightning_class_args(EvaluationReport, "report")
+        parser.add_lightning_class_args(TrainingPreview, "preview")
+
+    def after_instantiate_classes(self) -> None:
+        """Keep the data module's config in the checkpoints, so that a checkpoint alone rebuilds its data.
+
+        Lightning keeps it only for data modules that save their hyper-parameters themselves.
+        """
+        data = self.config_dump.get("data") if isinstance(self.datamodule, TaskDataModule) else None
+        if isinstance(data, dict) and "class_path" in data and not self.datamodule.hparams:
+            hparams = {"_class_path": data["class_path"], **(data.get("init_args") or {})}
+            # Not logged: Lightning refuses to log data and model settings of one name (binary_views) that differ.
+            self.datamodule.save_hyperparameters(hparams, logger=False)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, writing checkpoints atomically, with the callbacks that have something to do in this run.

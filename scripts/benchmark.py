@@ -2,6 +2,7 @@
 
     python scripts/benchmark.py mnist [--root data] [--epochs 3] [--repeats 2]
     python scripts/benchmark.py loader [--images 48] [--workers 2] [--epochs 3]
+    python scripts/benchmark.py cache [--images 32] [--workers 2]
     python scripts/benchmark.py train [--backbone resnet50] [--sizes 224 512] [--batches 64 32] \
         [--precisions bf16-mixed 16-mixed]
 
@@ -12,6 +13,10 @@ MNIST under ``--root``, it writes 60,000 + 10,000 synthetic printed digits in ID
 ``loader``: images per second of the fundus training loader (random resized crop 224, flips, normalisation)
 reading the 512 px preprocessing cache as JPEG and as a uint8 memmap, against decoding the full-size
 4288 x 2848 originals with the same transforms; synthetic fundus images, ``--workers`` loader processes.
+
+``cache``: images per second of building the preprocessing cache (``XRayPreprocessing``, 512 px, grey JPEG) from
+2048 x 2048 12-bit radiographs in each file format: DICOM, RLE-compressed DICOM, 16-bit PNG, 16-bit TIFF;
+synthetic radiographs, ``--workers`` build processes.
 
 ``train``: CANet training throughput (images/s) and peak GPU memory through ``medcls fit`` against a plain
 PyTorch loop over the same network, batches, optimizer and precision (each of ``--precisions``: bf16 autocast,
@@ -29,6 +34,7 @@ from pathlib import Path
 
 import torch
 
+from medcls.benchmarks.cache import cache_build_rates
 from medcls.benchmarks.loader import loader_rates
 from medcls.benchmarks.training import AUTOCAST, RandomFundusBatches, medcls_training, plain_training
 from medcls.benchmarks.tutorial import time_tutorial
@@ -64,6 +70,15 @@ def loader(args: argparse.Namespace) -> None:
     print(f"training loader, {args.workers} workers, {torch.get_num_threads()} threads:")
     for name, rate in rates.items():
         print(f"  {name:22s} {rate:8.1f} img/s  {rate / baseline:6.1f}x")
+
+
+def cache(args: argparse.Namespace) -> None:
+    print(f"writing {args.images} synthetic 2048x2048 radiographs of each file kind ...")
+    with tempfile.TemporaryDirectory() as scratch:
+        builds = cache_build_rates(Path(scratch), args.images, args.workers)
+    print(f"x-ray cache (512 px) built by {args.workers} workers:")
+    for kind, build in builds.items():
+        print(f"  {kind:10s} {build.images_per_second:8.1f} img/s")
 
 
 def train(args: argparse.Namespace) -> None:
@@ -103,6 +118,10 @@ def main() -> None:
     loader_parser.add_argument("--workers", type=int, default=2, help="loader (and cache build) processes")
     loader_parser.add_argument("--epochs", type=int, default=3, help="passes over the cached images")
     loader_parser.set_defaults(run=loader)
+    cache_parser = commands.add_parser("cache", help="x-ray cache builds from DICOM, RLE DICOM, 16-bit PNG and TIFF")
+    cache_parser.add_argument("--images", type=int, default=32, help="synthetic radiographs of each file kind")
+    cache_parser.add_argument("--workers", type=int, default=2, help="cache build processes")
+    cache_parser.set_defaults(run=cache)
     train_parser = commands.add_parser("train", help="CANet training: medcls fit vs a plain PyTorch loop")
     train_parser.add_argument("--backbone", default="resnet50")
     train_parser.add_argument("--sizes", type=int, nargs="+", default=[224, 512])

@@ -564,3 +564,43 @@ def test_a_messy_but_valid_tree_trains(tmp_path: Path, synthetic_idrid: Path, mo
     with Image.open(cache / f"{manifest['rows'][row]:06d}.jpg") as cached:
         pixels = np.asarray(cached)
     assert (pixels == 255).mean() < 0.05  # scaled from its real range, not saturated
+
+
+def edit_table(table: Path, old: str, new: str, count: int = 1) -> None:
+    text = table.read_text()
+    assert old in text, old
+    table.write_text(text.replace(old, new, count))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("diagnosis", "finding"), r"labels\.csv, row 1: no column 'diagnosis' \(--data\.label_columns\); the table's"),
+        (("normal", "pneumonia"), r"labels\.csv, (line|row) 2.*'pneumonia'.*normal.*tuberculosis"),
+        (("images/xr002.png", "images/xr001.png"), r"labels\.csv, row 4: image 'images/xr001\.png' is listed again"),
+        (("images/xr000.png", "../../secret.png"), r"labels\.csv, row 2: image name '\.\./\.\./secret\.png' points"),
+        (("xr001.png,tuberculosis,p0,train", "xr001.png,tuberculosis,p0,test"), r"labels\.csv.*'p0'.*train.*test"),
+        ((",train", ",training"), r"labels\.csv, (line|row) 2.*'training'.*train.*val.*test"),
+        ((",train", ",test", -1), r"the train split of .* holds no images, and 'medcls fit' needs some"),
+        (("images/xr000.png", "images/rtplan.dcm"), r"rtplan\.dcm.*without pixel data"),
+    ],
+    ids=["column", "label", "twice", "escape", "group", "split", "empty", "dicom"],
+)  # fmt: skip
+def test_a_damaged_table_of_own_images_names_the_row_or_column(
+    refuse: Refuse, tmp_path: Path, edit: tuple, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydicom.data import get_testdata_file
+
+    from tests.data.own_images import write_png_table
+
+    table = write_png_table(tmp_path / "chest", 16, split=True)
+    shutil.copy(get_testdata_file("rtplan.dcm", download=False), table.parent / "images")  # a DICOM plan: no pixels
+    monkeypatch.chdir(tmp_path)
+    options = ["--config", str(REPO / "configs/own/chest_xray_table.yaml"), "--data.table", str(table),
+               "--data.root", str(table.parent), "--data.split_column", "split",
+               "--data.cache_dir", str(tmp_path / "cache"), "--model.net.name", "test_resnet",
+               "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    edit_table(table, *edit)
+    # A build that meets an unreadable image completes the cache of the others (see the IDRiD case above).
+    error = refuse(["fit", *options], but="cache" if edit[1].endswith(".dcm") else None)
+    assert re.search(message, error), error

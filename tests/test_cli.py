@@ -48,7 +48,7 @@ def test_fit_test_predict_round_trip(tutorial: list[str]) -> None:
     with open(test_run / "predictions.csv") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == 100
-    assert list(rows[0]) == ["id", "digit", "digit_pred"] + [f"digit_prob_{k}" for k in range(10)]
+    assert list(rows[0]) == ["id", "digit", "digit_pred", "digit_pred_class"] + [f"digit_prob_{k}" for k in range(10)]
     assert sum(row["digit"] == row["digit_pred"] for row in rows) / len(rows) == pytest.approx(accuracy["value"])
     assert sum(float(row[f"digit_prob_{k}"]) for k in range(10) for row in rows[:1]) == pytest.approx(1, abs=1e-4)
     assert (test_run / "confusion_digit.png").stat().st_size > 0

@@ -146,8 +146,8 @@ def assert_report_is_its_predictions(run: Path, views: dict, resamples: int) -> 
     """The run's metrics.json is exactly what its predictions.csv gives."""
     metrics, _ = report(run)
     _, probabilities, labels = read_predictions(run / "predictions.csv")
-    again = evaluate_predictions(probabilities, labels, binary_views=views,
-                                 operating_points=metrics["operating_points"], n_resamples=resamples)  # fmt: skip
+    recorded = {"operating_points": metrics["operating_points"], "ordinal_tasks": metrics["ordinal_tasks"]}
+    again = evaluate_predictions(probabilities, labels, binary_views=views, n_resamples=resamples, **recorded)
     metrics.pop("loss")
     write_metrics(run / "recomputed.json", again)
     assert metrics == json.loads((run / "recomputed.json").read_text())

@@ -1,7 +1,8 @@
-"""Callbacks: what ``--trainer.callbacks`` takes, and those every run has (report, early stopping)."""
+"""Callbacks: what ``--trainer.callbacks`` takes, and those every run has (report, early stopping, preview)."""
 
 from medcls.callbacks.early_stopping import EarlyStopping
+from medcls.callbacks.preview import TrainingPreview
 from medcls.callbacks.progress import LineProgress
 from medcls.callbacks.report import EvaluationReport
 
-__all__ = ["EarlyStopping", "EvaluationReport", "LineProgress"]
+__all__ = ["EarlyStopping", "EvaluationReport", "LineProgress", "TrainingPreview"]

@@ -13,14 +13,14 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.figure import Figure
 from torch import Tensor
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from medcls.data.base import TaskDataModule
 from medcls.distributed import gather_unique
 from medcls.errors import MedclsError
 from medcls.io import save_figure
-from medcls.metrics.binary import binary_questions
-from medcls.metrics.figures import prediction_grid, roc_figure
+from medcls.metrics.binary import binary_questions, decisions
+from medcls.metrics.evaluation import confusion_matrix
+from medcls.metrics.figures import confusion_figure, prediction_grid, roc_figure
 from medcls.metrics.report import evaluate_predictions, metric_values, write_metrics, write_predictions
 from medcls.models.classifier import Classifier
 
@@ -32,7 +32,8 @@ class EvaluationReport(Callback):
 
     ``test`` writes into the run's log dir:
 
-    - ``predictions.csv``: id, true class, predicted class and probabilities per task;
+    - ``predictions.csv``: id, true class, predicted class (index and name) and probabilities per task, and the
+      decision at each operating point chosen on validation (e.g. ``referable_dr@youden``: 0/1);
     - ``metrics.json``: per task and per binary question (binary tasks and the data's binary views such as
       referable DR), every metric with its 95 % bootstrap confidence interval (over images, or over groups
       when the data groups images), the metrics at the operating points chosen on validation, the joint
@@ -42,6 +43,7 @@ class EvaluationReport(Callback):
     - ``predictions.png``: test images titled with predicted and true classes and the top probability.
 
     The figures also go to TensorBoard. ``predict`` writes ``predictions.csv`` without the true classes.
+    Classes are named as the model's ``class_names`` name them (those of the data it was trained on).
 
     Args:
         grid_images: Number of test images shown in ``predictions.png``.
@@ -96,25 +98,23 @@ class EvaluationReport(Callback):
             return
         scores = {task: p.numpy() for task, p in probabilities.items()}
         truths = {task: y.numpy() for task, y in labels.items()}
-        points, views = (
-            (pl_module.operating_points, pl_module.binary_views) if isinstance(pl_module, Classifier) else ({}, {})
-        )
+        points, views, names, ordinal = _model_facts(pl_module, scores)
         metrics = evaluate_predictions(
-            scores, truths, binary_views=views, operating_points=points, groups=self._groups(trainer),
-            n_resamples=self.bootstrap_resamples, seed=self.seed,
+            scores, truths, binary_views=views, operating_points=points, class_names=names, ordinal_tasks=ordinal,
+            groups=self._groups(trainer), n_resamples=self.bootstrap_resamples, seed=self.seed,
         )  # fmt: skip
         if "test/loss" in trainer.callback_metrics:
             metrics["loss"] = trainer.callback_metrics["test/loss"].item()
-        write_predictions(out / "predictions.csv", self.ids, scores, truths)
+        write_predictions(
+            out / "predictions.csv", self.ids, scores, truths, class_names=names,
+            decisions=decisions(scores, views, points),
+        )  # fmt: skip
         write_metrics(out / "metrics.json", metrics)
-        for task, task_probabilities in probabilities.items():
-            for normalize, name in ((None, "counts"), ("true", "row-normalised")):
-                classes = task_probabilities.shape[1]  # gathered already: no sync with the other processes
-                matrix = MulticlassConfusionMatrix(classes, normalize=normalize, sync_on_compute=False)
-                matrix.update(task_probabilities, labels[task])
-                figure, ax = matrix.plot()
-                ax.set_title(f"{task}: confusion matrix, {name} (rows: true, columns: predicted)", fontsize=9)
-                suffix = "" if normalize is None else "_normalised"
+        for task, task_scores in scores.items():
+            matrix = confusion_matrix(task_scores, truths[task])
+            for normalised, suffix, name in ((False, "", "counts"), (True, "_normalised", "row-normalised")):
+                title = f"{task}: confusion matrix, {name} (rows: true, columns: predicted)"
+                figure = confusion_figure(matrix, names[task], title, normalised=normalised)
                 _publish(trainer, figure, out / f"confusion_{task}{suffix}.png", f"test/confusion{suffix}/{task}")
         for name, (question, truth) in binary_questions(scores, truths, views).items():
             marked = {
@@ -123,7 +123,7 @@ class EvaluationReport(Callback):
             }
             figure = roc_figure(question[:, 1], truth, marked, f"{name}: ROC on test", metrics[name]["auc"]["value"])
             _publish(trainer, figure, out / f"roc_{name}.png", f"test/roc/{name}")
-        self._publish_grid(trainer, out, probabilities, labels)
+        self._publish_grid(trainer, out, scores, truths, names)
         final = {f"hp/{q}/{m}".rstrip("/"): v for (q, m), v in metric_values(metrics).items() if np.isfinite(v)}
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):  # TensorBoard's HPARAMS view: the run's settings and results
@@ -158,18 +158,27 @@ class EvaluationReport(Callback):
         return None if (groups == np.array(self.ids)).all() else groups
 
     def _publish_grid(
-        self, trainer: Trainer, out: Path, probabilities: Mapping[str, Tensor], labels: Mapping[str, Tensor]
+        self,
+        trainer: Trainer,
+        out: Path,
+        scores: Mapping[str, np.ndarray],
+        labels: Mapping[str, np.ndarray],
+        names: Mapping[str, list[str]],
     ) -> None:
+        """The first test images shown, titled "task predicted (true) p=top probability", classes by name."""
         shown = torch.cat(self.images)
-        predicted = {task: p[: len(shown)].argmax(1) for task, p in probabilities.items()}
-        titles = [
-            "\n".join(
-                f"{task} {predicted[task][i]} ({labels[task][i]}) p={probabilities[task][i].max():.2f}"
-                for task in probabilities
-            )
-            for i in range(len(shown))
-        ]
-        correct = [all(predicted[task][i] == labels[task][i] for task in probabilities) for i in range(len(shown))]
+        row_of = {image_id: row for row, image_id in enumerate(self.ids)}  # the gathered rows are ordered by id
+        rows = [row_of[image_id] for image_id in self.collected_ids[: len(shown)]]
+        titles, correct = [], []
+        for row in rows:
+            lines, right = [], True
+            for task, task_scores in scores.items():
+                predicted, truth = int(task_scores[row].argmax()), int(labels[task][row])
+                true_name = names[task][truth] if truth >= 0 else "?"
+                lines.append(f"{task} {names[task][predicted]} ({true_name}) p={task_scores[row].max():.2f}")
+                right &= truth < 0 or predicted == truth
+            titles.append("\n".join(lines))
+            correct.append(right)
         _publish(trainer, prediction_grid(shown, titles, correct), out / "predictions.png", "test/predictions")
 
     def on_predict_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
@@ -177,8 +186,19 @@ class EvaluationReport(Callback):
         path = Path(trainer.log_dir or trainer.default_root_dir) / "predictions.csv"  # collective under DDP
         if not trainer.is_global_zero:
             return
-        write_predictions(path, self.ids, probabilities)
+        scores = {task: p.numpy() for task, p in probabilities.items()}
+        points, views, names, _ = _model_facts(pl_module, scores)
+        write_predictions(path, self.ids, scores, class_names=names, decisions=decisions(scores, views, points))
         log.info("Predictions written to %s", path)
+
+
+def _model_facts(
+    pl_module: LightningModule, scores: Mapping[str, np.ndarray]
+) -> tuple[dict[str, dict[str, float]], dict[str, tuple[str, int]], dict[str, list[str]], list[str]]:
+    """The operating points, binary views, class names and ordinal tasks of the model (none for a foreign module)."""
+    if isinstance(pl_module, Classifier):
+        return pl_module.operating_points, pl_module.binary_views, pl_module.class_names, pl_module.ordinal_tasks
+    return {}, {}, {task: [str(k) for k in range(p.shape[1])] for task, p in scores.items()}, []
 
 
 def _publish(trainer: Trainer, figure: Figure, path: Path, tag: str) -> None:

@@ -19,8 +19,10 @@ class TaskDataModule(LightningDataModule):
     before anything is read or written.
 
     What the model and the evaluation report ask of a data module, beyond ``tasks``, is what this class
-    defines: ``binary_views``, ``input_shape``, :meth:`group_of`, :meth:`class_counts` and
-    :meth:`class_weights`.
+    defines: ``class_names``, ``ordinal_tasks``, ``binary_views``, ``input_shape``, :meth:`group_of`,
+    :meth:`class_counts`, :meth:`class_weights` and :meth:`denormalise`. A label may be
+    :data:`~medcls.data.readers.records.MISSING_LABEL` (-1) where a kept image is unlabelled for a task:
+    the loss and the metrics of that task leave it out.
 
     Args:
         batch_size: Images per training batch.
@@ -35,6 +37,8 @@ class TaskDataModule(LightningDataModule):
     """Channels, height, width of the images served to the net (a read-only property of each data module)."""
     binary_views: dict[str, tuple[str, int]] = {}
     """Binary questions of graded tasks, name -> (task, lowest positive grade); linked into the model."""
+    ordinal_tasks: list[str] = []
+    """The tasks whose classes are ordered (grades): they get a quadratic weighted kappa; linked into the model."""
 
     def __init__(
         self, batch_size: int = 64, eval_batch_size: int | None = None, num_workers: int = 0, augment: bool = True
@@ -53,6 +57,25 @@ class TaskDataModule(LightningDataModule):
         self.val_set: Dataset
         self.test_set: Dataset
 
+    @property
+    def class_names(self) -> dict[str, list[str]]:
+        """Task -> the names of its classes, index = class index; linked into the model and kept in its checkpoint.
+
+        By default the class indices themselves, ``"0"``, ``"1"``, ...
+        """
+        return {task: [str(k) for k in range(n)] for task, n in self.tasks.items()}
+
+    def denormalise(self, images: Tensor) -> Tensor:
+        """Served images (B x C x H x W) as they are shown to a person: values in [0, 1].
+
+        By default each image is stretched from its own minimum to its maximum; data modules that know their
+        normalisation invert it.
+        """
+        flat = images.detach().float().flatten(1)
+        low, high = flat.min(1).values, flat.max(1).values
+        scale = (high - low).clamp(min=1e-12)
+        return ((images.float() - low.view(-1, 1, 1, 1)) / scale.view(-1, 1, 1, 1)).clamp(0, 1)
+
     def group_of(self, image_id: str) -> str:
         """The group of an image (images of a group are resampled together); by default the image itself."""
         return image_id
@@ -60,7 +83,8 @@ class TaskDataModule(LightningDataModule):
     def class_counts(self, task: str) -> Tensor:
         """Images per class of ``task`` in the training split, a float tensor of ``tasks[task]`` counts.
 
-        Every medcls data module counts its classes; it may need ``setup("fit")`` to have run.
+        Every medcls data module counts its classes; it may need ``setup("fit")`` to have run. Images
+        unlabelled for the task are not counted.
         """
         raise NotImplementedError(f"{type(self).__name__} does not count the classes of its training split")
 
@@ -73,11 +97,14 @@ class TaskDataModule(LightningDataModule):
         return counts.sum() / (len(counts) * counts.clamp(min=1))
 
     def _loader(self, dataset: Dataset, *, train: bool = False, sampler: Sampler | None = None) -> DataLoader:
+        batch_size = self.batch_size if train else self.eval_batch_size
         return DataLoader(
             dataset,
-            batch_size=self.batch_size if train else self.eval_batch_size,
+            batch_size=batch_size,
             shuffle=train and sampler is None,
             sampler=sampler,
+            # A last training batch of one image breaks batch normalisation: leave that one image out of the epoch.
+            drop_last=train and len(dataset) > 1 and len(dataset) % batch_size == 1,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.trainer is not None and self.trainer.strategy.root_device.type == "cuda",

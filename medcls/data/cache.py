@@ -39,7 +39,7 @@ from medcls.io import atomic_directory
 logger = logging.getLogger(__name__)
 
 # Part of every cache key: bump it when the key or the stored layout changes, so that old caches are rebuilt.
-_VERSION = 2
+_VERSION = 3
 _MANIFEST = "manifest.json"
 _ARRAY = "images.npy"
 # How many unreadable images the error message names; the manifest lists them all.
@@ -55,8 +55,8 @@ class CacheSettings:
     The data modules' ``--data.cache_format`` is ``format``; the error about it names that option.
 
     Attributes:
-        format: ``"jpeg"``: one JPEG per image (compact); ``"memmap"``: one uint8 ``.npy`` array of
-            shape N x size x size x 3, read through a memory map (fastest: no decoding at all).
+        format: ``"jpeg"``: one JPEG per image (compact; grey for one channel); ``"memmap"``: one uint8 ``.npy``
+            array of shape N x size x size x channels, read through a memory map (fastest: no decoding at all).
         jpeg_quality: Quality of the cached JPEGs (``format="jpeg"`` only).
 
     Raises:
@@ -84,6 +84,7 @@ class ImageCache:
         root: The cache's folder, ``cache_dir/<key>``.
         settings: How it stores its images.
         preprocessing: The preprocessing it was built with, ``{"name": class name, "fields": {...}}``.
+        channels: Channels of its images: 1 (grey) or 3 (RGB), the preprocessing's.
         sources: The cached source files (resolved), in the order given; index ``i`` is image ``i``.
         skipped: Source files that could not be read and are not in the cache.
     """
@@ -92,6 +93,7 @@ class ImageCache:
         self.root = root
         self.settings = CacheSettings(**manifest["settings"])
         self.preprocessing: dict[str, Any] = manifest["preprocessing"]
+        self.channels: int = manifest["channels"]
         self.sources = [Path(p) for p in manifest["sources"]]
         self.skipped = [Path(p) for p in manifest["skipped"]]
         self._errors: list[str] = list(manifest["skipped"].values())
@@ -121,14 +123,15 @@ class ImageCache:
         return self._index[resolved]
 
     def read(self, i: int) -> np.ndarray:
-        """Return image ``i`` as a writable size x size x 3 uint8 array."""
+        """Return image ``i`` as a writable size x size x channels uint8 array (one channel keeps its axis)."""
         row = self._rows[i]
         if self.settings.format == "memmap":
             if self._array is None:
                 self._array = np.load(self.root / _ARRAY, mmap_mode="r")
             return np.array(self._array[row])
         with Image.open(self.root / f"{row:06d}.jpg") as image:
-            return np.array(image)
+            pixels = np.array(image)
+        return pixels[..., np.newaxis] if pixels.ndim == 2 else pixels
 
 
 def build_cache(
@@ -169,10 +172,11 @@ def build_cache(
     kind = preprocessing.kind
     paths = [Path(p).resolve() for p in sources]
     if not paths:
-        raise DataError(f"No {kind} images to cache: the source list is empty.")
+        raise DataError(f"No {_images(kind)} to cache: the source list is empty.")
     if len(set(paths)) < len(paths):
         twice = sorted({str(p) for p in paths if paths.count(p) > 1})
-        raise DataError(f"{kind.capitalize()} images listed more than once: {', '.join(twice)}; list each image once.")
+        named = ", ".join(twice)
+        raise DataError(f"{_images(kind).capitalize()} listed more than once: {named}; list each image once.")
     key = _cache_key(paths, preprocessing, settings)
     root = Path(cache_dir) / key
     cache = _open(root, key)
@@ -187,18 +191,23 @@ def build_cache(
             named += f"; and {len(cache.skipped) - _NAMED_UNREADABLE} more"
         if not skip_corrupt:
             raise DataError(
-                f"{len(cache.skipped)} {kind} image(s) could not be read: {named} (all listed in "
+                f"{len(cache.skipped)} {_images(kind, plural='(s)')} could not be read: {named} (all listed in "
                 f"{root / _MANIFEST}). Replace them with intact copies, or pass --data.skip_corrupt true "
                 "to leave them out."
             )
         logger.warning(
-            "Left %d unreadable %s image(s) out of the cache (all listed in %s): %s",
+            "Left %d unreadable %s out of the cache (all listed in %s): %s",
             len(cache.skipped),
-            kind,
+            _images(kind, plural="(s)"),
             root / _MANIFEST,
             named,
         )
     return cache
+
+
+def _images(kind: str, *, plural: str = "s") -> str:
+    """How messages name images of a kind: ``"fundus images"``, and just ``"images"`` for the kind ``"image"``."""
+    return ("image" if kind == "image" else f"{kind} image") + plural
 
 
 def _describe(preprocessing: Preprocessing) -> dict[str, Any]:
@@ -215,7 +224,7 @@ def _cache_key(paths: list[Path], preprocessing: Preprocessing, settings: CacheS
             stat = path.stat()
         except OSError as exc:
             raise DataError(
-                f"{path}: cannot read this {preprocessing.kind} image ({exc.strerror}); check the path."
+                f"{path}: cannot read this {_images(preprocessing.kind, plural='')} ({exc.strerror}); check the path."
             ) from exc
         digest.update(f"\n{path}\t{stat.st_size}\t{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
@@ -249,8 +258,8 @@ def _build(
     with atomic_directory(root, replace=lambda found: _open(found, key) is None) as partial:
         if settings.format == "memmap":
             # Only creates the file: workers write their rows through maps of their own.
-            size = preprocessing.size
-            open_memmap(partial / _ARRAY, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, 3))
+            shape = (len(paths), *_image_shape(preprocessing))
+            open_memmap(partial / _ARRAY, mode="w+", dtype=np.uint8, shape=shape)
         tasks = [(row, path, preprocessing, settings, partial) for row, path in enumerate(paths)]
         with ExitStack() as stack:
             if workers > 1 and len(paths) > 1:
@@ -266,6 +275,7 @@ def _build(
             "key": key,
             "settings": asdict(settings),
             "preprocessing": _describe(preprocessing),
+            "channels": preprocessing.channels,
             "sources": [str(paths[row]) for row in rows],
             "rows": rows,
             "skipped": {str(path): error for path, error in errors.items() if error is not None},
@@ -295,13 +305,13 @@ def _with_progress(
     print(f"Building the {kind} cache {root}: {total} images, {preprocessing}, {settings}.", file=sys.stderr,
           flush=True)  # fmt: skip
     if sys.stderr.isatty():
-        with tqdm(results, total=total, desc=f"Preprocessing {kind} images", unit="img") as bar:
+        with tqdm(results, total=total, desc=f"Preprocessing {_images(kind)}", unit="img") as bar:
             yield from bar
     else:
         start = time.perf_counter()
         yield from results
         elapsed = time.perf_counter() - start
-        print(f"Preprocessed {total} {kind} images in {elapsed:.1f} s.", file=sys.stderr, flush=True)
+        print(f"Preprocessed {total} {_images(kind)} in {elapsed:.1f} s.", file=sys.stderr, flush=True)
 
 
 def _exit_with_parent() -> None:
@@ -333,9 +343,20 @@ def _build_one(task: tuple[int, Path, Preprocessing, CacheSettings, Path]) -> st
         image = preprocessing(path)
     except DataError as exc:
         return str(exc)
+    if image.shape != _image_shape(preprocessing) or image.dtype != np.uint8:
+        raise TypeError(
+            f"{type(preprocessing).__name__} made a {image.dtype} array of shape {image.shape} of {path}; a cache "
+            f"stores uint8 arrays of shape {_image_shape(preprocessing)} (size x size x channels)."
+        )
     if settings.format == "memmap":
         np.load(out / _ARRAY, mmap_mode="r+")[row] = image
     else:
+        pixels = image[..., 0] if preprocessing.channels == 1 else image  # Pillow saves H x W as a grey JPEG
         # 4:4:4 chroma: small red lesions on a red background live mostly in the colour channels.
-        Image.fromarray(image).save(out / f"{row:06d}.jpg", quality=settings.jpeg_quality, subsampling=0)
+        Image.fromarray(pixels).save(out / f"{row:06d}.jpg", quality=settings.jpeg_quality, subsampling=0)
     return None
+
+
+def _image_shape(preprocessing: Preprocessing) -> tuple[int, int, int]:
+    """The shape of every image the preprocessing makes: size x size x channels."""
+    return preprocessing.size, preprocessing.size, preprocessing.channels

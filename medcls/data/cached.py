@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torchvision.transforms import v2
@@ -16,7 +17,9 @@ from torchvision.transforms import v2
 from medcls.data.base import TaskDataModule
 from medcls.data.cache import CacheSettings, ImageCache, build_cache
 from medcls.data.preprocessing import Preprocessing
-from medcls.data.readers.records import Record
+from medcls.data.readers.records import MISSING_LABEL, Record
+from medcls.data.readers.table import read_unlabelled
+from medcls.data.splits import joint_labels, stratified_holdout
 from medcls.data.transforms import default_eval_transforms, default_train_transforms
 from medcls.errors import ConfigError, summarise_error
 from medcls.io import atomic_write
@@ -56,10 +59,14 @@ class CachedImageDataModule(TaskDataModule):
     """Images listed as records: preprocessed once into a cache, split, augmented, loaded.
 
     Subclasses choose the ``preprocessing``, set ``label_tasks`` (every task the data set labels; before
-    calling this class's ``__init__``, which checks the settings naming tasks against it) and read their
-    data set in :meth:`split_records`. ``prepare_data`` builds the cache (rank 0 only under DDP); training
-    reads only the cache. The assignment of every image to train/val/test is written to ``splits.csv`` in
-    the run's log dir.
+    calling this class's ``__init__``, which checks the settings naming tasks against it), optionally
+    ``label_class_names`` and ``label_ordinal`` (the tasks of ordered classes), and read their data set in
+    :meth:`split_records`. ``prepare_data`` builds the cache (rank 0 only under DDP); training reads only
+    the cache. The assignment of every image to train/val/test is written to ``splits.csv`` in the run's
+    log dir.
+
+    ``medcls predict`` runs over the test split, or over ``predict_images``: a folder of images (all image
+    files under it) or a table of them, with no labels needed, preprocessed as the training images were.
 
     Args:
         root: The data set's folder, as distributed.
@@ -76,6 +83,13 @@ class CachedImageDataModule(TaskDataModule):
         binary_views: The binary questions of graded tasks to evaluate, name -> [task, lowest positive grade]
             (e.g. ``{severe_dr: [dr, 3]}``); default: the data set's own (IDRiD: referable DR, DME present).
         balance: Draw training images with a class-balanced sampler over this task.
+        train_fraction: Train on a part of the training split only: a fraction in (0, 1] or a number of images,
+            drawn seeded, stratified on the labels and by whole groups; validation and test stay as they are (the
+            "how much data do I need" study).
+        train_fraction_seed: Seed of that draw.
+        predict_images: What ``medcls predict`` runs over, instead of the test split: a folder (every image file
+            under it, ids = paths relative to it) or a table (``.csv``, ``.tsv``, ``.xlsx``, ``.xls``) whose column
+            ``image`` lists image files relative to the table's folder.
         batch_size: Images per training batch.
         eval_batch_size: Images per validation, test and prediction batch.
         num_workers: Loader worker processes.
@@ -84,6 +98,10 @@ class CachedImageDataModule(TaskDataModule):
 
     label_tasks: dict[str, int]
     label_views: dict[str, tuple[str, int]] = {}
+    label_class_names: dict[str, list[str]] = {}
+    label_ordinal: tuple[str, ...] = ()
+    predict_image_column: str = "image"
+    """The column of a ``predict_images`` table that lists the images."""
 
     def __init__(
         self,
@@ -99,6 +117,9 @@ class CachedImageDataModule(TaskDataModule):
         select_tasks: list[str] | None = None,
         binary_views: dict[str, tuple[str, int]] | None = None,
         balance: str | None = None,
+        train_fraction: float | int | None = None,
+        train_fraction_seed: int = 0,
+        predict_images: str | Path | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
         num_workers: int = 0,
@@ -115,15 +136,21 @@ class CachedImageDataModule(TaskDataModule):
         self.cache_settings = CacheSettings(format=cache_format)
         self.skip_corrupt = skip_corrupt
         self.preprocess_workers = preprocess_workers
-        self.train_transform = v2.Compose(train_transforms or default_train_transforms(input_size))
-        self.eval_transform = v2.Compose(eval_transforms or default_eval_transforms(input_size))
+        channels, mirror = preprocessing.channels, preprocessing.mirror_invariant
+        self.train_transform = v2.Compose(train_transforms or default_train_transforms(input_size, channels, mirror))
+        self.eval_transform = v2.Compose(eval_transforms or default_eval_transforms(input_size, channels))
         self.tasks = self._chosen_tasks(select_tasks)
         self.binary_views = self._chosen_views(binary_views)
         if balance is not None and balance not in self.tasks:
             raise ConfigError(f"--data.balance names the task {balance!r}; choose one of {sorted(self.tasks)}.")
         self.balance = balance
+        _check_train_fraction(train_fraction)
+        self.train_fraction = train_fraction
+        self.train_fraction_seed = train_fraction_seed
+        self.predict_images = None if predict_images is None else Path(predict_images)
         self.splits: dict[str, list[Record]] = {}
         self.groups: dict[str, str] = {}
+        self.predict_set: Dataset
 
     def _chosen_tasks(self, select_tasks: list[str] | None) -> dict[str, int]:
         """The tasks learnt: ``select_tasks`` of the data set's ``label_tasks``, in the data set's order."""
@@ -148,35 +175,55 @@ class CachedImageDataModule(TaskDataModule):
         return {name: view for name, view in views.items() if view[0] in self.tasks}
 
     @property
+    def class_names(self) -> dict[str, list[str]]:
+        """Task -> class names: the data set's own where it names its classes, else the class indices."""
+        return {task: self.label_class_names.get(task, [str(k) for k in range(n)]) for task, n in self.tasks.items()}
+
+    @property
+    def ordinal_tasks(self) -> list[str]:
+        """The tasks learnt whose classes are ordered (grades)."""
+        return [task for task in self.tasks if task in self.label_ordinal]
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         """Channels, height, width of the images served to the net: what the eval pipeline makes of a cached image.
 
-        Found by running ``eval_transforms`` on a black uint8 image of the cache's size, which holds for any
-        pipeline and costs one transform.
+        Found by running ``eval_transforms`` on a black uint8 image of the cache's size and channels, which holds
+        for any pipeline and costs one transform.
 
         Raises:
             ConfigError: If the pipeline fails on that image or does not return one C x H x W image.
         """
-        size = self.preprocessing.size
+        size, channels = self.preprocessing.size, self.preprocessing.channels
+        image = f"{channels} x {size} x {size} uint8 image"
         try:
-            shape = tuple(self.eval_transform(torch.zeros(3, size, size, dtype=torch.uint8)).shape)
+            shape = tuple(self.eval_transform(torch.zeros(channels, size, size, dtype=torch.uint8)).shape)
         except Exception as error:  # a configured pipeline can raise anything; all mean it does not fit
-            raise ConfigError(
-                f"--data.eval_transforms fails on a 3 x {size} x {size} uint8 image ({summarise_error(error)})."
-            ) from error
+            raise ConfigError(f"--data.eval_transforms fails on a {image} ({summarise_error(error)}).") from error
         if len(shape) != 3:
             raise ConfigError(
-                f"--data.eval_transforms turns a 3 x {size} x {size} image into shape {list(shape)}, "
-                "not channels x height x width."
+                f"--data.eval_transforms turns a {image} into shape {list(shape)}, not channels x height x width."
             )
         return shape
+
+    def denormalise(self, images: Tensor) -> Tensor:
+        """Served images as they are shown to a person: the training pipeline's last ``Normalize`` undone.
+
+        Without a ``Normalize`` in the pipeline, each image is stretched from its minimum to its maximum.
+        """
+        pipeline = self.train_transform if self.augment else self.eval_transform
+        normalisations = [t for t in pipeline.transforms if isinstance(t, v2.Normalize)]
+        if not normalisations:
+            return super().denormalise(images)
+        mean, std = (torch.tensor(v, dtype=images.dtype, device=images.device) for v in
+                     (normalisations[-1].mean, normalisations[-1].std))  # fmt: skip
+        return (images * std.view(1, -1, 1, 1) + mean.view(1, -1, 1, 1)).clamp(0, 1)
 
     def split_records(self) -> dict[str, list[Record]]:
         """Read the data set and split it: ``{"train": [...], "val": [...], "test": [...]}``."""
         raise NotImplementedError
 
-    def _cache(self, *, progress: bool) -> ImageCache:
-        records = [record for split in SPLITS for record in self.splits[split]]
+    def _cache(self, records: Sequence[Record], *, progress: bool) -> ImageCache:
         return build_cache(
             [record.path for record in records],
             self.cache_dir,
@@ -187,24 +234,78 @@ class CachedImageDataModule(TaskDataModule):
             progress=progress,
         )
 
+    def _predicting_images(self) -> bool:
+        """Whether this run predicts ``predict_images`` (which needs nothing of the data set itself)."""
+        return (
+            self.predict_images is not None
+            and self.trainer is not None
+            and self.trainer.state.fn == TrainerFn.PREDICTING
+        )
+
+    def _split(self) -> dict[str, list[Record]]:
+        """The data set's splits, the training split reduced to ``train_fraction``."""
+        splits = self.split_records()
+        if self.train_fraction is not None:
+            train = splits["train"]
+            if isinstance(self.train_fraction, int) and self.train_fraction > len(train):
+                raise ConfigError(
+                    f"--data.train_fraction is {self.train_fraction} images, but the training split has only "
+                    f"{len(train)}; give at most {len(train)}, or a fraction."
+                )
+            if self.train_fraction not in (1.0, len(train)):
+                _, kept = stratified_holdout(
+                    train, self.train_fraction, seed=self.train_fraction_seed, stratify=joint_labels,
+                    option="--data.train_fraction",
+                )  # fmt: skip
+                splits["train"] = [train[i] for i in kept]
+        return splits
+
     def prepare_data(self) -> None:
-        """Read and validate the data set, and build the preprocessing cache (once, on rank 0)."""
-        self.splits = self.split_records()
-        self._cache(progress=True)
+        """Read and validate the data set (or the images to predict), and build the preprocessing cache (on rank 0)."""
+        if self._predicting_images():
+            self._cache(read_unlabelled(self.predict_images, self.predict_image_column), progress=True)
+            return
+        self.splits = self._split()
+        if self.trainer is not None:
+            self._check_splits(self.trainer.state.fn.value)  # before the cache is built
+        self._cache([record for split in SPLITS for record in self.splits[split]], progress=True)
+
+    def _check_splits(self, stage: str) -> None:
+        """Refuse empty splits that ``stage`` needs: train and val to fit, val to validate, test to test or predict."""
+        needed = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("test",)}
+        for split in needed.get(stage, ()):
+            if not self.splits[split]:
+                raise ConfigError(
+                    f"the {split} split of {self.root} holds no images, and 'medcls {stage}' needs some; check the "
+                    "data's split settings (a split column, split folders, --data.val_size, --data.test_size)."
+                )
 
     def setup(self, stage: str) -> None:
-        """Split the records and open the cache (which decodes nothing when it is up to date)."""
-        self.splits = self.split_records()
-        cache = self._cache(progress=False)
+        """Split the records and open the cache (which decodes nothing when it is up to date).
+
+        Raises:
+            ConfigError: If a split this stage needs (train and val to fit, val to validate, test to test) is empty.
+        """
+        if self._predicting_images():
+            records = read_unlabelled(self.predict_images, self.predict_image_column)
+            cache = self._cache(records, progress=False)
+            left_out = set(cache.skipped)
+            records = [record for record in records if record.path.resolve() not in left_out]
+            self.predict_set = CachedImageDataset(records, cache, self.eval_transform, [])
+            return
+        self.splits = self._split()
+        cache = self._cache([record for split in SPLITS for record in self.splits[split]], progress=False)
         if cache.skipped:
             left_out = set(cache.skipped)
             self.splits = {s: [r for r in rs if r.path.resolve() not in left_out] for s, rs in self.splits.items()}
+        self._check_splits(stage)
         self.groups = {record.id: record.group for records in self.splits.values() for record in records}
         tasks = list(self.tasks)
         train_transform = self.train_transform if self.augment else self.eval_transform
         self.train_set = CachedImageDataset(self.splits["train"], cache, train_transform, tasks)
         self.val_set = CachedImageDataset(self.splits["val"], cache, self.eval_transform, tasks)
         self.test_set = CachedImageDataset(self.splits["test"], cache, self.eval_transform, tasks)
+        self.predict_set = self.test_set
         if self.trainer is not None and self.trainer.logger is not None:
             log_dir = self.trainer.log_dir  # a collective call under DDP: on every process
             if self.trainer.is_global_zero:
@@ -222,12 +323,18 @@ class CachedImageDataModule(TaskDataModule):
             writer.writerow(["id", "split", "group", *self.tasks])
             for split in SPLITS:
                 for record in self.splits[split]:
-                    writer.writerow([record.id, split, record.group, *(record.labels[t] for t in self.tasks)])
+                    labels = (record.labels[t] for t in self.tasks)
+                    writer.writerow(
+                        [record.id, split, record.group, *("" if y == MISSING_LABEL else y for y in labels)]
+                    )
 
         atomic_write(path, write)
 
     def class_counts(self, task: str) -> Tensor:
-        """Images per class of ``task`` in the training split (read in ``prepare_data`` or ``setup``)."""
+        """Images per class of ``task`` in the training split (read in ``prepare_data`` or ``setup``).
+
+        Images unlabelled for the task are not counted.
+        """
         counts = Counter(record.labels[task] for record in self.splits["train"])
         return torch.tensor([counts[c] for c in range(self.tasks[task])], dtype=torch.float)
 
@@ -235,7 +342,22 @@ class CachedImageDataModule(TaskDataModule):
         """Shuffled training batches; class-balanced draws with ``balance``."""
         if self.balance is None:
             return super().train_dataloader()
-        weights = self.class_weights(self.balance)
+        # Images unlabelled for the task are drawn as often as an average image (weight 1).
+        weights = torch.cat([self.class_weights(self.balance), torch.ones(1)])
         labels = torch.tensor([record.labels[self.balance] for record in self.splits["train"]])
         sampler = WeightedRandomSampler(weights[labels].double(), num_samples=len(labels), replacement=True)
         return self._loader(self.train_set, train=True, sampler=sampler)
+
+    def predict_dataloader(self) -> DataLoader:
+        """The test split, or the ``predict_images``, in a fixed order, for ``medcls predict``."""
+        return self._loader(self.predict_set)
+
+
+def _check_train_fraction(fraction: float | int | None) -> None:
+    if fraction is None:
+        return
+    if isinstance(fraction, int) and fraction < 1 or not isinstance(fraction, int) and not 0 < fraction <= 1:
+        raise ConfigError(
+            f"--data.train_fraction is {fraction}; give a fraction of the training split in (0, 1] (e.g. 0.25) or a "
+            "number of images (at least 1)."
+        )

@@ -14,7 +14,8 @@ from medcls.data.splits import check_holdout_size, joint_labels, stratified_hold
 class IDRiDDataModule(FundusDataModule):
     """IDRiD disease grading: tasks ``dr`` (0-4) and ``dme`` (0-2), the official 413/103 train/test split.
 
-    Binary views: ``referable_dr`` (DR grade >= 2, moderate or worse) and ``dme_present`` (DME grade >= 1).
+    Both tasks are grades (ordinal: quadratic weighted kappa). Binary views: ``referable_dr`` (DR grade >= 2,
+    moderate or worse) and ``dme_present`` (DME grade >= 1).
     IDRiD has no validation split: a seeded one is carved from the training images, stratified on the
     joint (DR, DME) label (combinations too rare to split are pooled). The test set is never looked at
     before ``medcls test``.
@@ -28,6 +29,7 @@ class IDRiDDataModule(FundusDataModule):
 
     label_tasks = IDRID_TASKS
     label_views = {"referable_dr": ("dr", 2), "dme_present": ("dme", 1)}
+    label_ordinal = ("dr", "dme")
 
     def __init__(self, root: str | Path, val_size: int | float = 0.2, split_seed: int = 0, **kwargs: Any) -> None:
         super().__init__(root, **kwargs)

@@ -50,6 +50,7 @@ class MessidorDataModule(FundusDataModule):
             for name, view, mode in (("referable_dr", ("dr", 2), dr), ("dme_present", ("dme", 1), dme))
             if mode == "grade"
         }
+        self.label_ordinal = tuple(task for task, mode in (("dr", dr), ("dme", dme)) if mode == "grade")
         super().__init__(root, **kwargs)
         check_mode("--data.duplicates", "duplicates", duplicates, Duplicates)
         check_folds(num_folds, fold)

@@ -135,6 +135,10 @@ class MNISTDataModule(TaskDataModule):
             test = MNIST(self.root, train=False)
             self.test_set = _digits(test, torch.arange(len(test)), "test", normalise)
 
+    def denormalise(self, images: Tensor) -> Tensor:
+        """Served digits as they are shown to a person: the normalisation undone, values in [0, 1]."""
+        return (images * self.hparams.std + self.hparams.mean).clamp(0, 1)
+
     def class_counts(self, task: str) -> Tensor:
         """Images per digit in the training split (after ``setup("fit")``)."""
         return torch.bincount(self.train_set.labels, minlength=self.tasks[task]).float()

@@ -40,12 +40,13 @@ def joint_labels(record: Record) -> tuple[int, ...]:
     return tuple(record.labels.values())
 
 
-def check_holdout_size(size: float | int, count: int | None = None) -> None:
+def check_holdout_size(size: float | int, count: int | None = None, option: str = "--data.val_size") -> None:
     """Refuse a hold-out size (``--data.val_size``) that cannot split ``count`` records, or any number.
 
     Args:
         size: A fraction in (0, 1), or a number of records (an int).
         count: The number of records to split; None checks only what holds for any number.
+        option: The setting the size comes from, named in the error.
 
     Raises:
         ConfigError: If ``size`` is out of range.
@@ -53,12 +54,10 @@ def check_holdout_size(size: float | int, count: int | None = None) -> None:
     if isinstance(size, int):
         if size < 1 or (count is not None and size >= count):
             below = "" if count is None else f" and below the {count} images it is taken from"
-            raise ConfigError(
-                f"--data.val_size (the hold-out size) is {size}: a number of images must be at least 1{below}."
-            )
+            raise ConfigError(f"{option} (the hold-out size) is {size}: a number of images must be at least 1{below}.")
     elif not 0 < size < 1:
         raise ConfigError(
-            f"--data.val_size (the hold-out size) is {size}: give a fraction between 0 and 1 (e.g. 0.2) "
+            f"{option} (the hold-out size) is {size}: give a fraction between 0 and 1 (e.g. 0.2) "
             "or a whole number of images."
         )
 
@@ -79,7 +78,7 @@ def check_folds(num_folds: int, fold: int = 0) -> None:
 
 
 def stratified_holdout(
-    records: Sequence[Record], size: float | int, *, seed: int, stratify: Stratify
+    records: Sequence[Record], size: float | int, *, seed: int, stratify: Stratify, option: str = "--data.val_size"
 ) -> tuple[list[int], list[int]]:
     """Split records into a training part and a held-out part, by groups, stratified.
 
@@ -88,6 +87,7 @@ def stratified_holdout(
         size: The held-out part: a fraction in (0, 1), or a number of records (an int).
         seed: Same seed and same records, same split.
         stratify: The stratum of a record, e.g. ``lambda r: (r.labels["dr"], r.labels["dme"])``.
+        option: The setting the size comes from, named in the errors.
 
     Returns:
         The indices (into ``records``, ascending) of the training and of the held-out records.
@@ -95,10 +95,10 @@ def stratified_holdout(
     Raises:
         ConfigError: If ``size`` is out of range or the records' groups cannot fill both parts.
     """
-    check_holdout_size(size, len(records))
+    check_holdout_size(size, len(records), option)
     if isinstance(size, int):
         size = size / len(records)
-    train, held = _deal(records, (1 - size, size), seed=seed, stratify=stratify, option="--data.val_size")
+    train, held = _deal(records, (1 - size, size), seed=seed, stratify=stratify, option=option)
     return train, held
 
 

@@ -47,20 +47,67 @@ def binary_view(probabilities: np.ndarray, labels: np.ndarray, positive_from: in
 def binary_questions(
     probabilities: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], views: BinaryViews
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Every binary task as it is, and every binary view of a graded task.
+    """Every binary task as it is, and every binary view of a graded task, on the images labelled for its task.
 
     Args:
         probabilities: Task -> N x K class probabilities.
-        labels: Task -> N class indices.
+        labels: Task -> N class indices; a negative one (an image unlabelled for the task) leaves the image out.
         views: The binary views to derive (their tasks must be among ``probabilities``).
 
     Returns:
-        Name -> (N x 2 probabilities, N 0/1 labels); binary tasks keep their name.
+        Name -> (n x 2 probabilities, n 0/1 labels) of the n labelled images; binary tasks keep their name.
     """
-    questions = {task: (p, labels[task]) for task, p in probabilities.items() if p.shape[1] == 2}
+    labelled = {task: labels[task] >= 0 for task in probabilities}
+    questions = {
+        task: (p[labelled[task]], labels[task][labelled[task]]) for task, p in probabilities.items() if p.shape[1] == 2
+    }
     for name, (task, positive_from) in views.items():
-        questions[name] = binary_view(probabilities[task], labels[task], positive_from)
+        chosen = labelled[task]
+        questions[name] = binary_view(probabilities[task][chosen], labels[task][chosen], positive_from)
     return questions
+
+
+def positive_probabilities(probabilities: Mapping[str, np.ndarray], views: BinaryViews) -> dict[str, np.ndarray]:
+    """P(positive) of every binary question (binary tasks and binary views), per image: what its thresholds apply to.
+
+    Args:
+        probabilities: Task -> N x K class probabilities.
+        views: The binary views of graded tasks.
+
+    Returns:
+        Question name -> N float64 probabilities of the positive class (class 1; for a view, its grades and above).
+    """
+    # In float64, as binary_view() sums them for the test metrics and the thresholds were chosen: in float32 the
+    # sums and the comparison with a threshold would round differently and could flip an image at the threshold.
+    probabilities = {task: np.asarray(p, dtype=np.float64) for task, p in probabilities.items()}
+    positive = {task: p[:, 1] for task, p in probabilities.items() if p.shape[1] == 2}
+    for name, (task, positive_from) in views.items():
+        positive[name] = np.clip(probabilities[task][:, positive_from:].sum(1), 0.0, 1.0)
+    return positive
+
+
+def decisions(
+    probabilities: Mapping[str, np.ndarray], views: BinaryViews, operating_points: Mapping[str, Mapping[str, float]]
+) -> dict[str, np.ndarray]:
+    """The 0/1 decision of every image at every operating point chosen on validation.
+
+    An image is called positive where P(positive) reaches the point's threshold (an infinite threshold calls none).
+
+    Args:
+        probabilities: Task -> N x K class probabilities.
+        views: The binary views of graded tasks.
+        operating_points: Question -> point name -> threshold, as the checkpoint holds them.
+
+    Returns:
+        ``"<question>@<point>"`` (e.g. ``"referable_dr@youden"``) -> N decisions (int 0/1).
+    """
+    positive = positive_probabilities(probabilities, views)
+    return {
+        f"{question}@{point}": (positive[question] >= threshold).astype(np.int64)
+        for question, points in operating_points.items()
+        if question in positive
+        for point, threshold in points.items()
+    }
 
 
 def choose_operating_points(

@@ -10,20 +10,25 @@ from torchmetrics import Metric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassAUROC, MulticlassCohenKappa
 
 
-def task_metrics(num_classes: int) -> MetricCollection:
+def task_metrics(num_classes: int, ordinal: bool, ignore_index: int | None = None) -> MetricCollection:
     """The scalar metrics reported for one classification task.
 
-    Accuracy; macro one-vs-rest AUC (the field's multi-class AUC; for two classes the binary AUC); quadratic
-    weighted Cohen's kappa, the standard single number for ordinal grades such as DR.
+    Accuracy; macro one-vs-rest AUC (the field's multi-class AUC; for two classes the binary AUC); Cohen's kappa,
+    quadratic weighted for ordered classes (the standard single number for grades such as DR), unweighted for
+    unordered ones.
 
     Args:
         num_classes: Number of classes of the task.
+        ordinal: Whether the classes are ordered (grades).
+        ignore_index: A label value to leave out (images unlabelled for the task).
     """
     return MetricCollection(
         {
-            "accuracy": MulticlassAccuracy(num_classes, average="micro"),
-            "auc": MulticlassAUROC(num_classes, average="macro"),
-            "kappa": MulticlassCohenKappa(num_classes, weights="quadratic"),
+            "accuracy": MulticlassAccuracy(num_classes, average="micro", ignore_index=ignore_index),
+            "auc": MulticlassAUROC(num_classes, average="macro", ignore_index=ignore_index),
+            "kappa": MulticlassCohenKappa(
+                num_classes, weights="quadratic" if ordinal else None, ignore_index=ignore_index
+            ),
         }
     )
 
@@ -40,10 +45,11 @@ class JointAccuracy(Metric):
         self.add_state("total", torch.tensor(0), dist_reduce_fx="sum")
 
     def update(self, probabilities: Mapping[str, Tensor], targets: Mapping[str, Tensor]) -> None:
-        """Count the images of a batch predicted right on all tasks."""
+        """Count the images of a batch predicted right on all tasks (images unlabelled for a task, < 0, left out)."""
         right = torch.stack([probabilities[task].argmax(1) == targets[task] for task in probabilities]).all(0)
-        self.correct += right.sum()
-        self.total += right.numel()
+        labelled = torch.stack([targets[task] >= 0 for task in probabilities]).all(0)
+        self.correct += (right & labelled).sum()
+        self.total += labelled.sum()
 
     def compute(self) -> Tensor:
         """Joint accuracy over all images seen."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,12 @@ METRICS = ("auc", "accuracy", "kappa")
 
 
 def compare(
-    predictions: Mapping[str, Path], reference: str, views: BinaryViews, n_resamples: int = 1000, seed: int = 0
+    predictions: Mapping[str, Path],
+    reference: str,
+    views: BinaryViews,
+    n_resamples: int = 1000,
+    seed: int = 0,
+    ordinal_tasks: Collection[str] | None = None,
 ) -> list[dict[str, object]]:
     """One row per model and question: metrics with CIs; for binary questions, DeLong's test against the reference.
 
@@ -30,6 +36,9 @@ def compare(
         views: Binary views of graded tasks to add, e.g. ``{"referable_dr": ("dr", 2)}``.
         n_resamples: Bootstrap resamples of each confidence interval.
         seed: Seed of the resampling.
+        ordinal_tasks: The tasks of ordered classes (quadratic weighted kappa; the others' kappa is unweighted).
+            None: as the ``metrics.json`` beside the reference's predictions records them (every task, for a
+            report that does not).
 
     Raises:
         DataError: If the files cover other images, or another order, than the reference's.
@@ -39,11 +48,14 @@ def compare(
     for name, (other_ids, _, _) in read.items():
         if other_ids != ids:
             raise DataError(f"{predictions[name]} holds other images (or another order) than {predictions[reference]}.")
+    if ordinal_tasks is None:
+        ordinal_tasks = _recorded_ordinal_tasks(Path(predictions[reference]), read[reference][1])
     questions = {name: _questions(probabilities, labels, views) for name, (_, probabilities, labels) in read.items()}
     rows = []
     for name, model_questions in questions.items():
         for question, (probabilities, labels) in model_questions.items():
-            result = evaluate_task(probabilities, labels, n_resamples=n_resamples, seed=seed)
+            ordinal = question in ordinal_tasks or question not in read[name][1]  # a binary view: one order only
+            result = evaluate_task(probabilities, labels, ordinal=ordinal, n_resamples=n_resamples, seed=seed)
             row: dict[str, object] = {"model": name, "question": question, "n": len(labels)}
             for metric in METRICS:
                 row[metric] = result[metric]["value"]
@@ -58,9 +70,18 @@ def compare(
 def _questions(
     probabilities: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], views: BinaryViews
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    return {task: (p, labels[task]) for task, p in probabilities.items()} | binary_questions(
-        probabilities, labels, views
-    )
+    """Every task and binary question, on the images labelled for its task."""
+    tasks = {task: (p[labels[task] >= 0], labels[task][labels[task] >= 0]) for task, p in probabilities.items()}
+    return tasks | binary_questions(probabilities, labels, views)
+
+
+def _recorded_ordinal_tasks(predictions: Path, probabilities: Mapping[str, np.ndarray]) -> list[str]:
+    """The ordinal tasks the ``metrics.json`` beside ``predictions`` records; every task where it records none."""
+    try:
+        recorded = json.loads((predictions.parent / "metrics.json").read_text(encoding="utf-8")).get("ordinal_tasks")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    return list(probabilities) if recorded is None else list(recorded)
 
 
 def markdown_table(rows: Sequence[Mapping[str, object]], reference: str) -> str:

@@ -1,10 +1,10 @@
 """A classification task's results on a test set, every figure with a bootstrap confidence interval.
 
 :func:`evaluate_task` computes what the field reports for one task from the class probabilities of a whole test set:
-accuracy, balanced accuracy, AUC (binary, or macro one-vs-rest with one AUC per class), quadratic weighted Cohen's
-kappa, precision, recall and F1, and for binary tasks the sensitivity, specificity, PPV, NPV and F1 at operating
-points chosen beforehand on the validation set (see :mod:`medcls.metrics.thresholds`); a graded task's binary
-questions (:mod:`medcls.metrics.binary`) get the binary metrics and operating points.
+accuracy, balanced accuracy, AUC (binary, or macro one-vs-rest with one AUC per class), Cohen's kappa (quadratic
+weighted for ordered classes), precision, recall and F1, and for binary tasks the sensitivity, specificity, PPV,
+NPV and F1 at operating points chosen beforehand on the validation set (see :mod:`medcls.metrics.thresholds`); a
+graded task's binary questions (:mod:`medcls.metrics.binary`) get the binary metrics and operating points.
 
 The metrics are plain numpy: the bootstrap evaluates each of them about a thousand times.
 """
@@ -31,6 +31,7 @@ def evaluate_task(
     labels: np.ndarray,
     *,
     operating_points: Mapping[str, float] | None = None,
+    ordinal: bool = True,
     groups: np.ndarray | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
@@ -40,7 +41,8 @@ def evaluate_task(
     Metrics computed from the predicted class (the argmax of the probabilities):
 
     - ``accuracy``; ``balanced_accuracy``, the mean recall over the classes present in ``labels``;
-    - ``kappa``: quadratic weighted Cohen's kappa, the standard single number for ordinal grades such as DR;
+    - ``kappa``: Cohen's kappa; quadratic weighted for ordered classes (``ordinal``), the standard single number
+      for grades such as DR; unweighted for unordered ones (digits, diagnoses). For two classes both are the same;
     - ``precision``, ``recall``, ``f1``: of class 1 for a binary task; for more classes the macro average over the
       classes present in the labels or the predictions. A class that is never predicted has precision 0 (and one
       that never occurs recall 0), as in scikit-learn.
@@ -71,6 +73,7 @@ def evaluate_task(
         probabilities: N x K class probabilities (K >= 2), e.g. softmax outputs.
         labels: N reference class indices in ``[0, K)``.
         operating_points: Optional thresholds on P(class 1) by name, for binary tasks only.
+        ordinal: Whether the classes are ordered (grades); decides the kappa's weights.
         groups: Optional group (patient, exam, ...) per image; groups are resampled instead of images.
         n_resamples: Number of bootstrap resamples.
         seed: Seed of the resampling; the same seed gives the same intervals.
@@ -107,7 +110,7 @@ def evaluate_task(
         add("auc", _macro_auc, labels, probabilities)
         for k in range(num_classes):
             add(f"auc_class_{k}", _binary_auc, labels == k, probabilities[:, k])
-    add("kappa", partial(_quadratic_kappa, num_classes=num_classes), labels, predictions)
+    add("kappa", partial(_kappa, num_classes=num_classes, ordinal=ordinal), labels, predictions)
     for name, index in (("precision", 0), ("recall", 1), ("f1", 2), ("specificity", 3), ("npv", 4)):
         add(name, partial(_averaged_rate, num_classes=num_classes, index=index), labels, predictions)
 
@@ -141,6 +144,16 @@ def validated_predictions(probabilities: np.ndarray, labels: np.ndarray) -> tupl
     if labels.min() < 0 or labels.max() >= probabilities.shape[1]:
         raise ValueError(f"labels must lie in [0, {probabilities.shape[1]}), got values {np.unique(labels).tolist()}")
     return probabilities, labels
+
+
+def confusion_matrix(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """K x K counts of the images of each true class (rows) predicted as each class (columns, the argmax).
+
+    Images with a negative label (unlabelled for the task) are left out.
+    """
+    labelled = np.asarray(labels) >= 0
+    probabilities, labels = validated_predictions(np.asarray(probabilities)[labelled], np.asarray(labels)[labelled])
+    return _confusion_matrix(labels, probabilities.argmax(1), probabilities.shape[1])
 
 
 def _exact(value: float) -> dict[str, float]:
@@ -218,13 +231,16 @@ def _averaged_rate(labels: np.ndarray, predictions: np.ndarray, num_classes: int
     return float(rates[(predicted + actual) > 0].mean())
 
 
-def _quadratic_kappa(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
-    """Cohen's kappa with disagreement weights (i - j)^2: 1 - observed / chance-expected weighted disagreement."""
+def _kappa(labels: np.ndarray, predictions: np.ndarray, num_classes: int, ordinal: bool) -> float:
+    """Cohen's kappa, 1 - observed / chance-expected disagreement.
+
+    Disagreement weights (i - j)^2 for ordered classes (quadratic weighted kappa), 1 for any disagreement otherwise.
+    """
     observed = _confusion_matrix(labels, predictions, num_classes)
     expected = np.outer(observed.sum(1), observed.sum(0)) / len(labels)
     # Distances between the grades themselves, so a grade missing from a resample does not shift the weights.
     grades = np.arange(num_classes)
-    weights = (grades[:, None] - grades[None, :]) ** 2
+    weights = (grades[:, None] - grades[None, :]) ** 2 if ordinal else (grades[:, None] != grades[None, :])
     chance = (weights * expected).sum()
     return 1 - (weights * observed).sum() / chance if chance > 0 else math.nan
 

@@ -1,4 +1,4 @@
-"""Figures of an evaluation, drawn with matplotlib.
+"""Figures of a data set and an evaluation, drawn with matplotlib.
 
 They are plain ``Figure`` objects, not pyplot's: drawing them needs no display and changes no backend (a
 notebook keeps its own), and nothing has to close them.
@@ -15,6 +15,43 @@ from torch import Tensor
 from torchmetrics.functional.classification import binary_roc
 
 
+def stretched(images: Tensor) -> Tensor:
+    """Images (N x C x H x W) of any range for display: each one stretched from its minimum to its maximum to [0, 1]."""
+    flat = images.detach().float().flatten(1)
+    low, high = flat.min(1).values.view(-1, 1, 1, 1), flat.max(1).values.view(-1, 1, 1, 1)
+    return (images.float() - low) / (high - low).clamp(min=1e-8)
+
+
+def image_grid(
+    images: Tensor, titles: Sequence[str], columns: int = 8, title_colours: Sequence[str] | None = None
+) -> Figure:
+    """A grid of images as a person sees them, each with its title.
+
+    Args:
+        images: N x C x H x W images with values in [0, 1] (values outside are clipped); one channel is shown grey,
+            three as RGB.
+        titles: One title per image; it may have several lines.
+        columns: Images per row (at most N).
+        title_colours: The colour of each title (default black).
+    """
+    count = len(images)
+    columns = max(1, min(columns, count))
+    rows = max(1, -(-count // columns))
+    lines = max(title.count("\n") + 1 for title in titles) if titles else 1
+    figure = Figure(figsize=(1.6 * columns, (1.6 + 0.15 * lines) * rows))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    colours = title_colours or ["black"] * count
+    for ax, image, title, colour in zip(axes.ravel()[:count], images, titles, colours, strict=True):
+        pixels = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        # vmin and vmax keep a grey image's own range from being stretched over the colour map.
+        ax.imshow(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=7, color=colour)
+    figure.tight_layout()
+    return figure
+
+
 def prediction_grid(images: Tensor, titles: Sequence[str], correct: Sequence[bool], columns: int = 8) -> Figure:
     """A grid of images, each titled with its prediction; wrong predictions in red.
 
@@ -24,18 +61,44 @@ def prediction_grid(images: Tensor, titles: Sequence[str], correct: Sequence[boo
         correct: Whether each prediction is right (drawn in green, else red).
         columns: Images per row.
     """
-    count = len(images)
-    rows = max(1, -(-count // columns))
-    lines = max(title.count("\n") + 1 for title in titles) if titles else 1
-    figure = Figure(figsize=(1.6 * columns, (1.6 + 0.15 * lines) * rows))
-    axes = figure.subplots(rows, columns, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, title, right in zip(axes.ravel()[:count], images, titles, correct, strict=True):
-        pixels = image.float().permute(1, 2, 0).cpu().numpy()
-        pixels = (pixels - pixels.min()) / max(float(np.ptp(pixels)), 1e-8)
-        ax.imshow(pixels.squeeze(-1) if pixels.shape[-1] == 1 else pixels, cmap="gray")
-        ax.set_title(title, fontsize=7, color="tab:green" if right else "tab:red")
+    colours = ["tab:green" if right else "tab:red" for right in correct]
+    return image_grid(stretched(images), titles, columns, colours)
+
+
+def confusion_figure(
+    matrix: np.ndarray | Tensor, class_names: Sequence[str], title: str, normalised: bool = False
+) -> Figure:
+    """A confusion matrix, rows the true classes and columns the predicted ones, each cell with its number.
+
+    Args:
+        matrix: K x K counts, ``matrix[true, predicted]``.
+        class_names: The K class names, in class-index order.
+        title: Figure title, e.g. ``"dr: confusion matrix, test"``.
+        normalised: Show each row as fractions of its images (a row without images stays 0) instead of counts.
+    """
+    counts = matrix.numpy(force=True) if isinstance(matrix, Tensor) else np.asarray(matrix)
+    classes = len(class_names)
+    if counts.shape != (classes, classes):
+        raise ValueError(f"a confusion matrix of {classes} classes must be {classes} x {classes}, not {counts.shape}")
+    values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalised else counts
+    side = max(3.5, 1.5 + 0.55 * classes)
+    figure = Figure(figsize=(side, side))
+    ax = figure.subplots()
+    highest = 1.0 if normalised else max(float(values.max()), 1.0)
+    ax.imshow(values, cmap="Blues", vmin=0, vmax=highest)
+    for (true, predicted), value in np.ndenumerate(values):
+        ax.text(
+            predicted, true, f"{value:.2f}" if normalised else f"{value:.0f}", ha="center", va="center", fontsize=8,
+            color="white" if value > highest / 2 else "black",
+        )  # fmt: skip
+    rotated = max(len(name) for name in class_names) > 3  # names of more than a few letters overlap side by side
+    ax.set_xticks(
+        range(classes), class_names, rotation=45 if rotated else 0, ha="right" if rotated else "center",
+        rotation_mode="anchor",
+    )  # fmt: skip
+    ax.set_yticks(range(classes), class_names)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    ax.title.set_fontsize(9)
     figure.tight_layout()
     return figure
 

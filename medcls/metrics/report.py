@@ -11,7 +11,7 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,6 +32,8 @@ def evaluate_predictions(
     *,
     binary_views: BinaryViews | None = None,
     operating_points: Mapping[str, Mapping[str, float]] | None = None,
+    class_names: Mapping[str, list[str]] | None = None,
+    ordinal_tasks: Collection[str] = (),
     groups: np.ndarray | None = None,
     n_resamples: int = 1000,
     seed: int = 0,
@@ -39,32 +41,49 @@ def evaluate_predictions(
     """Every metric of every task and binary question of a test set, with its bootstrap confidence interval.
 
     Bootstrap resamples on which a metric is undefined (an AUC on a resample without positives) are summarised in
-    one logged line for the whole report.
+    one logged line for the whole report. Each task and its binary questions are evaluated on the images labelled for
+    the task (a label of -1 marks an image unlabelled for it); the joint accuracy on the images labelled for all.
 
     Args:
         probabilities: Task -> N x K class probabilities.
-        labels: Task -> N true classes.
+        labels: Task -> N true classes (-1: unlabelled for the task).
         binary_views: Binary questions of graded tasks (e.g. referable DR), name -> (task, lowest positive grade).
         operating_points: Question -> point name -> threshold, chosen on validation.
+        class_names: Task -> class names, recorded in the report (default: the class indices).
+        ordinal_tasks: Tasks whose classes are ordered: their kappa is quadratic weighted, the others' unweighted.
         groups: Group of each image (patient, exam); groups are resampled together. ``None``: images.
         n_resamples: Resamples behind each 95 % interval.
         seed: Seed of the resampling.
 
     Returns:
-        What ``metrics.json`` holds: ``n``, ``resampled`` (``images`` or ``groups``), one entry per task and binary
-        question (metric -> value and interval), ``joint_accuracy`` with several tasks, and ``operating_points``.
+        What ``metrics.json`` holds: ``n``, ``resampled`` (``images`` or ``groups``), ``class_names``,
+        ``ordinal_tasks``, one entry per task and binary question (metric -> value and interval), ``joint_accuracy``
+        with several tasks, and ``operating_points``.
     """
     points = operating_points or {}
-    options = {"groups": groups, "n_resamples": n_resamples, "seed": seed}
+    views = binary_views or {}
+    options = {"n_resamples": n_resamples, "seed": seed}
     first = next(iter(labels.values()))
-    metrics: dict[str, Any] = {"n": len(first), "resampled": "groups" if groups is not None else "images"}
-    questions = {task: (p, labels[task]) for task, p in probabilities.items()}
-    questions |= binary_questions(probabilities, labels, binary_views or {})
+    metrics: dict[str, Any] = {
+        "n": len(first),
+        "resampled": "groups" if groups is not None else "images",
+        "class_names": {task: list((class_names or {}).get(task, map(str, range(p.shape[1])))) for task, p in
+                        probabilities.items()},
+        "ordinal_tasks": [task for task in probabilities if task in ordinal_tasks],
+    }  # fmt: skip
+    labelled = {task: labels[task] >= 0 for task in probabilities}
+    task_of = {task: task for task in probabilities} | {name: task for name, (task, _) in views.items()}
+    questions = {task: (p[labelled[task]], labels[task][labelled[task]]) for task, p in probabilities.items()}
+    questions |= binary_questions(probabilities, labels, views)
     undefined: list[str] = []  # question/metric of each metric undefined on some resamples
     for name, (question, truth) in questions.items():
+        task = task_of[name]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            metrics[name] = evaluate_task(question, truth, operating_points=points.get(name), **options)
+            metrics[name] = evaluate_task(
+                question, truth, operating_points=points.get(name), ordinal=task in ordinal_tasks,
+                groups=None if groups is None else groups[labelled[task]], **options,
+            )  # fmt: skip
         for warning in caught:
             metric, _, message = str(warning.message).partition(": ")
             if "bootstrap" in message:
@@ -72,8 +91,11 @@ def evaluate_predictions(
             else:
                 warnings.warn(warning.message, warning.category, stacklevel=2)
     if len(probabilities) > 1:
-        correct = np.all([p.argmax(1) == labels[task] for task, p in probabilities.items()], axis=0)
-        value, low, high = bootstrap_ci(np.mean, correct.astype(float), **options)
+        every = np.all(list(labelled.values()), axis=0)
+        correct = np.all([p.argmax(1) == labels[task] for task, p in probabilities.items()], axis=0)[every]
+        value, low, high = bootstrap_ci(
+            np.mean, correct.astype(float), groups=None if groups is None else groups[every], **options
+        )
         metrics["joint_accuracy"] = {"value": value, "ci_low": low, "ci_high": high}
     if undefined:
         examples = ", ".join(undefined[:3]) + (f" and {len(undefined) - 3} more" if len(undefined) > 3 else "")
@@ -92,24 +114,38 @@ def write_predictions(
     ids: list[str],
     probabilities: Mapping[str, Any],
     labels: Mapping[str, Any] | None = None,
+    *,
+    class_names: Mapping[str, list[str]] | None = None,
+    decisions: Mapping[str, np.ndarray] | None = None,
 ) -> None:
-    """Write ``predictions.csv``: an image per row, its id, then per task true class, predicted class, probabilities.
+    """Write ``predictions.csv``: an image per row, its id, then per task its classes and probabilities.
 
-    The true class (``<task>``) only where known; each probability (``<task>_prob_<k>``) is the shortest decimal that
-    reads back as the same float32.
+    Per task: the true class index ``<task>`` where known (empty for an image unlabelled for the task), the predicted
+    class index ``<task>_pred`` and name ``<task>_pred_class``, and each probability ``<task>_prob_<k>`` as the
+    shortest decimal that reads back as the same float32. Then the decision (0/1) at each operating point,
+    ``<question>@<point>`` (e.g. ``referable_dr@youden``).
 
     Args:
         path: The file (written atomically).
         ids: The image ids, one per row.
         probabilities: Task -> N x K probabilities (arrays or CPU tensors).
-        labels: Task -> N true classes; ``None`` for predictions without references.
+        labels: Task -> N true classes (-1: unlabelled); ``None`` for predictions without references.
+        class_names: Task -> class names; default: the class indices.
+        decisions: ``"<question>@<point>"`` -> N decisions, as :func:`~medcls.metrics.binary.decisions` gives them.
     """
     probabilities = {task: np.asarray(p, dtype=np.float32) for task, p in probabilities.items()}
     labels = {task: np.asarray(y) for task, y in (labels or {}).items()}
+    names = {
+        task: list((class_names or {}).get(task, map(str, range(p.shape[1])))) for task, p in probabilities.items()
+    }
+    decisions = dict(decisions or {})
     columns = ["id"]
     for task, task_probabilities in probabilities.items():
         columns += [task] if task in labels else []
-        columns += [f"{task}_pred"] + [f"{task}_prob_{k}" for k in range(task_probabilities.shape[1])]
+        columns += [f"{task}_pred", f"{task}_pred_class"] + [
+            f"{task}_prob_{k}" for k in range(task_probabilities.shape[1])
+        ]
+    columns += list(decisions)
 
     def write(file: IO[str]) -> None:
         writer = csv.writer(file)
@@ -117,8 +153,11 @@ def write_predictions(
         for i, image_id in enumerate(ids):
             row: list[Any] = [image_id]
             for task, task_probabilities in probabilities.items():
-                row += [int(labels[task][i])] if task in labels else []
-                row += [int(task_probabilities[i].argmax()), *map(str, task_probabilities[i])]
+                if task in labels:
+                    row.append(int(labels[task][i]) if labels[task][i] >= 0 else "")
+                predicted = int(task_probabilities[i].argmax())
+                row += [predicted, names[task][predicted], *map(str, task_probabilities[i])]
+            row += [int(decided[i]) for decided in decisions.values()]
             writer.writerow(row)
 
     atomic_write(path, write)
@@ -128,6 +167,8 @@ def read_predictions(
     path: Path, *, labelled: bool = True
 ) -> tuple[list[str], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Read a ``predictions.csv`` of medcls: the ids, and per task the float32 probabilities and the true classes.
+
+    A true class left empty (an image unlabelled for the task) reads as -1.
 
     Args:
         path: The file.
@@ -154,7 +195,7 @@ def read_predictions(
         columns = sorted((c for c in rows[0] if c.startswith(f"{task}_prob_")), key=lambda c: int(c.rsplit("_", 1)[1]))
         probabilities[task] = np.array([[row[c] for c in columns] for row in rows], dtype=np.float32)
         if task in rows[0]:
-            labels[task] = np.array([int(row[task]) for row in rows])
+            labels[task] = np.array([int(row[task]) if row[task] else -1 for row in rows])  # empty: unlabelled
     return [row["id"] for row in rows], probabilities, labels
 
 
@@ -184,7 +225,7 @@ def metric_values(report: Mapping[str, object]) -> dict[tuple[str, str], float]:
     """
     values = {}
     for question, results in report.items():
-        if not isinstance(results, Mapping) or question == "operating_points":
+        if not isinstance(results, Mapping) or question in ("operating_points", "class_names"):
             continue
         for metric, result in ({"": results} if "value" in results else results).items():
             value = result.get("value")

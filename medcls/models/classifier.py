@@ -16,6 +16,7 @@ from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torchmetrics import MeanMetric
 
 from medcls.data.base import TaskDataModule
+from medcls.data.readers.records import MISSING_LABEL
 from medcls.distributed import gather_unique
 from medcls.errors import ConfigError, TrainingError
 from medcls.metrics.binary import operating_points_of
@@ -66,8 +67,15 @@ class Classifier(LightningModule):
             decay (e.g. 0.999): validation, the checkpoints and the final weights are the average's.
         binary_views: Binary questions of graded tasks, name -> (task, lowest positive grade). Linked from the data
             module (e.g. referable DR: ``[dr, 2]``).
+        class_names: Task -> the names of its classes (index = class index). Linked from the data module; kept in the
+            checkpoint, so that its predictions are named and a checkpoint is refused on data of other classes.
+        ordinal_tasks: The tasks whose classes are ordered (grades), which get a quadratic weighted kappa (the others
+            an unweighted one). Linked from the data module.
         target_sensitivity: Sensitivity of the high-sensitivity operating point chosen on validation.
         target_specificity: Specificity of the high-specificity operating point chosen on validation.
+
+    Images unlabelled for a task (label ``-1``, kept where the data asks for it) count in neither that task's loss nor
+    its metrics.
 
     For every binary task and binary view, the Youden, high-sensitivity and high-specificity thresholds are
     chosen on the validation set at the end of each validation epoch, stored in the checkpoint and applied
@@ -93,6 +101,8 @@ class Classifier(LightningModule):
         compile: bool = False,
         ema_decay: float | None = None,
         binary_views: dict[str, tuple[str, int]] | None = None,
+        class_names: dict[str, list[str]] | None = None,
+        ordinal_tasks: list[str] | None = None,
         target_sensitivity: float = 0.95,
         target_specificity: float = 0.95,
     ) -> None:
@@ -112,6 +122,10 @@ class Classifier(LightningModule):
             raise ConfigError(
                 f"--model.regression_tasks {sorted(self.regression_tasks)} must be among the data's tasks {self.tasks}."
             )
+        self.class_names = _class_names(self.tasks, class_names)
+        self.ordinal_tasks = list(ordinal_tasks or [])
+        if not set(self.ordinal_tasks) <= self.tasks.keys():
+            raise ConfigError(f"ordinal_tasks {self.ordinal_tasks} must be among the data's tasks {self.tasks}.")
         self.net = net({task: 1 if task in self.regression_tasks else n for task, n in self.tasks.items()})
         if (trunk_lr_factor != 1 or freeze_trunk_epochs) and not isinstance(
             getattr(self.net, "trunk", None), nn.Module
@@ -133,7 +147,12 @@ class Classifier(LightningModule):
         self.metrics = nn.ModuleDict(
             {
                 stage: nn.ModuleDict(
-                    {task: task_metrics(n).clone(prefix=f"{stage}/{task}/") for task, n in self.tasks.items()}
+                    {
+                        task: task_metrics(n, task in self.ordinal_tasks, MISSING_LABEL).clone(
+                            prefix=f"{stage}/{task}/"
+                        )
+                        for task, n in self.tasks.items()
+                    }
                 )
                 for stage in ("val", "test")
             }
@@ -182,14 +201,23 @@ class Classifier(LightningModule):
         return total
 
     def _head_loss(self, logits: Tensor, target: Tensor, task: str) -> Tensor:
+        """The mean loss over the images labelled for ``task`` (0 where none is), computed without a host sync."""
+        labelled = target != MISSING_LABEL
         if task in self.regression_tasks:
-            return F.mse_loss(logits.squeeze(1).float(), target.float())
+            squared_errors = (logits.squeeze(1).float() - target.float()) ** 2
+            return (squared_errors * labelled).sum() / labelled.sum().clamp(min=1)
         weight = self.class_weights[task]
         weight = None if weight is None else weight.to(logits.device)
         smoothing = self.hparams.label_smoothing
         if self.hparams.loss == "focal":
-            return focal_loss(logits, target, self.hparams.focal_gamma, weight, smoothing)
-        return F.cross_entropy(logits, target, weight=weight, label_smoothing=smoothing)
+            return focal_loss(logits, target, self.hparams.focal_gamma, weight, smoothing, ignore_index=MISSING_LABEL)
+        total = F.cross_entropy(
+            logits, target, weight=weight, label_smoothing=smoothing, ignore_index=MISSING_LABEL, reduction="sum"
+        )
+        # The mean cross_entropy takes, divided by the labelled images' weights, but 0 rather than NaN without any.
+        if weight is None:
+            return total / labelled.sum().clamp(min=1)
+        return total / (weight[target.clamp(min=0)] * labelled).sum().clamp(min=torch.finfo(total.dtype).tiny)
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         """Logits of every head of the net, by head name."""
@@ -287,9 +315,9 @@ class Classifier(LightningModule):
         # The metric's compute() averaged over the processes already; sync_dist only keeps Lightning from asking.
         self.log("train/loss_epoch", mean, prog_bar=True, sync_dist=True)
 
-    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        """Loss and metric updates on a validation batch."""
-        self._evaluation_step(batch, "val")
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, dict[str, Tensor]]:
+        """Loss and metric updates on a validation batch; returns the probabilities (for the preview callback)."""
+        return {"probabilities": self._evaluation_step(batch, "val")}
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, dict[str, Tensor]]:
         """Loss and metric updates on a test batch; returns the probabilities for the report."""
@@ -337,7 +365,7 @@ class Classifier(LightningModule):
         Raises:
             CheckpointError: Naming what the checkpoint holds and what this model and its data expect.
         """
-        check_checkpoint(checkpoint, self.tasks, self.state_dict())
+        check_checkpoint(checkpoint, self.tasks, self.class_names, self.state_dict())
 
     def check_input_shape(self, shape: tuple[int, ...]) -> None:
         """Refuse, before anything runs, a net that cannot take images of ``shape`` (C x H x W).
@@ -346,3 +374,19 @@ class Classifier(LightningModule):
             ConfigError: Naming the net, the shape and the library's reason.
         """
         check_input_shape(self.net, shape)
+
+
+def _class_names(tasks: Mapping[str, int], class_names: Mapping[str, list[str]] | None) -> dict[str, list[str]]:
+    """The class names of every task: those given, else the class indices ``"0"``, ``"1"``, ...
+
+    Raises:
+        ConfigError: A task's names are not one per class, or name a task the model does not have.
+    """
+    given = dict(class_names or {})
+    if not given.keys() <= tasks.keys():
+        raise ConfigError(f"class_names names tasks {sorted(given.keys() - tasks.keys())} not among {dict(tasks)}.")
+    names = {task: [str(k) for k in range(n)] for task, n in tasks.items()} | {t: list(v) for t, v in given.items()}
+    for task, n in tasks.items():
+        if len(names[task]) != n:
+            raise ConfigError(f"class_names gives {len(names[task])} names for task {task!r} of {n} classes.")
+    return names

@@ -82,6 +82,8 @@ class Ensemble(Classifier):
         checkpoints: Checkpoints of Classifiers trained on the data's tasks.
         tasks: Task name -> number of classes. Linked from the data module.
         binary_views: Binary questions of graded tasks. Linked from the data module.
+        class_names: Task -> class names. Linked from the data module.
+        ordinal_tasks: The tasks whose classes are ordered. Linked from the data module.
         flip_tta: Test-time augmentation: also average over horizontally and vertically flipped images.
     """
 
@@ -92,12 +94,16 @@ class Ensemble(Classifier):
         checkpoints: list[str],
         tasks: dict[str, int],
         binary_views: dict[str, tuple[str, int]] | None = None,
+        class_names: dict[str, list[str]] | None = None,
+        ordinal_tasks: list[str] | None = None,
         flip_tta: bool = False,
     ) -> None:
         super().__init__(
             net=partial(AveragedNet, checkpoints=checkpoints, flip_tta=flip_tta),
             tasks=tasks,
             binary_views=binary_views,
+            class_names=class_names,
+            ordinal_tasks=ordinal_tasks,
         )
         # The Classifier reads its options from hparams, which hold the ensemble's own arguments: add its defaults.
         for name, parameter in inspect.signature(Classifier.__init__).parameters.items():
@@ -105,8 +111,19 @@ class Ensemble(Classifier):
                 self.hparams.setdefault(name, parameter.default)
 
     def setup(self, stage: str) -> None:
-        """Load the members' weights, before the trainer moves the model to its device and precision."""
+        """Load the members' weights, before the trainer moves the model to its device and precision.
+
+        Raises:
+            CheckpointError: A member was trained on other classes than the data's, naming it.
+        """
         self.net.load()
+        for path, member in zip(self.net.checkpoints, self.net.members, strict=True):
+            if member.class_names != self.class_names:
+                raise CheckpointError(
+                    f"ensemble member {path} was trained on the classes {member.class_names}, but the data has the "
+                    f"classes {self.class_names}; an ensemble averages models of the same classes: check "
+                    "--model.checkpoints."
+                )
         super().setup(stage)
 
 

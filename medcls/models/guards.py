@@ -13,12 +13,19 @@ from torch import Tensor, nn
 from medcls.errors import CheckpointError, ConfigError, TrainingError
 
 
-def check_checkpoint(checkpoint: Mapping[str, Any], tasks: Mapping[str, int], weights: Mapping[str, Tensor]) -> None:
-    """Refuse, with one message, a checkpoint of other tasks, of another network, or with non-finite weights.
+def check_checkpoint(
+    checkpoint: Mapping[str, Any],
+    tasks: Mapping[str, int],
+    class_names: Mapping[str, list[str]],
+    weights: Mapping[str, Tensor],
+) -> None:
+    """Refuse, with one message, a checkpoint of other tasks or classes, of another network, or non-finite weights.
 
     Args:
         checkpoint: The checkpoint's contents.
         tasks: The tasks of the model (the data's).
+        class_names: The class names of the model's tasks (the data's); a checkpoint saved before medcls kept class
+            names is compared on its tasks alone.
         weights: The model's state dict, whose names and shapes the checkpoint's must have.
 
     Raises:
@@ -29,6 +36,13 @@ def check_checkpoint(checkpoint: Mapping[str, Any], tasks: Mapping[str, int], we
         raise CheckpointError(
             f"the checkpoint was trained for tasks {dict(saved_tasks)}, but the data has tasks {dict(tasks)}; "
             "use a checkpoint trained on this data set (or a data set with the same tasks)."
+        )
+    saved_names = checkpoint.get("hyper_parameters", {}).get("class_names")
+    if saved_names is not None and {t: list(n) for t, n in saved_names.items()} != dict(class_names):
+        raise CheckpointError(
+            f"the checkpoint was trained on the classes {dict(saved_names)}, but the data has the classes "
+            f"{dict(class_names)}; use a checkpoint trained on data of the same classes, or give the data the "
+            "checkpoint's class names in the same order (--data.class_names)."
         )
     state = checkpoint.get("state_dict", {})
     saved = {name: tuple(tensor.shape) for name, tensor in state.items()}

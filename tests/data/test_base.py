@@ -28,6 +28,9 @@ def test_class_weights_are_the_inverse_frequencies_of_the_class_counts() -> None
 def test_defaults_of_the_contract() -> None:
     data = Counted([1, 1, 1, 1])
     assert data.binary_views == {} and data.group_of("train/007") == "train/007"
+    assert data.class_names == {"grade": ["0", "1", "2", "3"]} and data.ordinal_tasks == []
+    images = torch.tensor([[[[-2.0, 0.0], [2.0, 6.0]]]])
+    torch.testing.assert_close(data.denormalise(images), torch.tensor([[[[0.0, 0.25], [0.5, 1.0]]]]))
     with pytest.raises(NotImplementedError, match="TaskDataModule does not count the classes"):
         TaskDataModule().class_counts("grade")
 
@@ -44,3 +47,12 @@ def test_loader_settings_are_checked(settings: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         TaskDataModule(**settings)
     assert TaskDataModule(batch_size=8).eval_batch_size == 8  # validation batches default to training's size
+
+
+@pytest.mark.parametrize(("images", "batches"), [(5, 2), (4, 2), (1, 1)])
+def test_a_last_training_batch_of_one_image_is_left_out(images: int, batches: int) -> None:
+    data = Counted([1, 1, 1, 1])
+    data.train_set = torch.utils.data.TensorDataset(torch.zeros(images, 1))
+    assert len(data.train_dataloader()) == batches  # 5 images in batches of 2: 2 + 2, the fifth left out
+    data.val_set = data.train_set
+    assert len(data.val_dataloader()) == -(-images // 2)  # evaluation sees every image

@@ -10,14 +10,18 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from medcls.data.cache import CacheSettings, build_cache
+from medcls.data.preprocessing import PlainPreprocessing, Preprocessing, XRayPreprocessing
 from medcls.data.preprocessing.fundus import FundusPreprocessing
 from medcls.errors import DataError
 from tests.data.fundus_images import write_sources
+from tests.data.preprocessing.dicom_files import write_dicom
 
 
 @pytest.fixture
@@ -375,3 +379,86 @@ def test_workers_exit_when_the_building_process_is_killed(tmp_path):
     finally:
         for pid in filter(_running, workers):  # leave no orphan behind when the test fails
             os.kill(pid, signal.SIGKILL)
+
+
+def write_radiographs(folder: Path, count: int) -> list[Path]:
+    """``count`` 16-bit grey sources, 120 x 90, alternately DICOM and PNG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(count):
+        pixels = rng.integers(0, 4096, (90, 120), dtype=np.uint16)
+        if i % 2:
+            paths.append(write_dicom(folder / f"xray_{i}.dcm", pixels, bits_stored=12))
+        else:
+            Image.fromarray(pixels).save(folder / f"xray_{i}.png")
+            paths.append(folder / f"xray_{i}.png")
+    return paths
+
+
+def test_grey_caches_keep_one_channel_in_both_formats(tmp_path):
+    sources = write_radiographs(tmp_path / "src", 3)
+    preprocessing = XRayPreprocessing(size=48)
+    jpeg = build_cache(sources, tmp_path / "cache", preprocessing, workers=1, progress=False)
+    memmap = build_cache(sources, tmp_path / "cache", preprocessing, CacheSettings(format="memmap"), workers=2,
+                         progress=False)  # fmt: skip
+    assert jpeg.channels == memmap.channels == 1
+    assert np.load(memmap.root / "images.npy", mmap_mode="r").shape == (3, 48, 48, 1)
+    with Image.open(jpeg.root / "000000.jpg") as stored:
+        assert stored.mode == "L"
+    for i, source in enumerate(sources):
+        exact = preprocessing(source)
+        assert exact.shape == (48, 48, 1) and jpeg.read(i).shape == memmap.read(i).shape == (48, 48, 1)
+        np.testing.assert_array_equal(memmap.read(i), exact)
+        assert np.abs(jpeg.read(i).astype(int) - exact).mean() < 4  # noise compresses worst of all
+    assert json.loads((jpeg.root / "manifest.json").read_text())["channels"] == 1
+    colour = build_cache(sources, tmp_path / "cache", XRayPreprocessing(size=48, grey=False), workers=1,
+                         progress=False)  # fmt: skip
+    assert colour.channels == 3 and colour.read(0).shape == (48, 48, 3)
+
+
+def test_every_setting_and_the_class_of_a_plain_preprocessing_key_the_cache(tmp_path):
+    sources = write_radiographs(tmp_path / "src", 2)
+
+    def root(preprocessing):
+        return build_cache(sources, tmp_path / "cache", preprocessing, workers=1, progress=False).root
+
+    first = root(XRayPreprocessing(size=32))
+    assert root(XRayPreprocessing(size=32, fit="pad", grey=True)) == first  # the same settings: reused
+    others = [XRayPreprocessing(size=32, fit="crop"), XRayPreprocessing(size=32, grey=False),
+              PlainPreprocessing(size=32, grey=True)]  # fmt: skip
+    assert len({first, *map(root, others)}) == 4
+
+
+def test_messages_name_the_kind_of_images(tmp_path):
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"not an image at all" * 10)
+    good = write_radiographs(tmp_path / "src", 1)
+    for preprocessing, named in [
+        (XRayPreprocessing(size=32), "1 x-ray image(s)"),
+        (PlainPreprocessing(32), "1 image(s)"),
+    ]:
+        with pytest.raises(DataError, match=re.escape(f"{named} could not be read: {broken}: not a DICOM file")):
+            build_cache([*good, broken], tmp_path / "cache", preprocessing, workers=1, progress=False)
+    with pytest.raises(DataError, match="^No images to cache"):
+        build_cache([], tmp_path / "cache", PlainPreprocessing(32), progress=False)
+
+
+@dataclass(frozen=True)
+class ColourClaimingGrey(Preprocessing):
+    """Says one channel, makes three: a bug the cache stops at instead of storing."""
+
+    kind: ClassVar[str] = "image"
+    mirror_invariant: ClassVar[bool] = True
+    channels: ClassVar[int] = 1
+
+    size: int = 32
+
+    def __call__(self, path: Path) -> np.ndarray:
+        return np.zeros((self.size, self.size, 3), dtype=np.uint8)
+
+
+def test_images_not_of_the_declared_shape_stop_the_build(tmp_path):
+    sources = write_radiographs(tmp_path / "src", 1)
+    with pytest.raises(TypeError, match=r"ColourClaimingGrey made a uint8 array of shape \(32, 32, 3\) of .*xray_0"):
+        build_cache(sources, tmp_path / "cache", ColourClaimingGrey(), workers=1, progress=False)

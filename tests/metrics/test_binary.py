@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from medcls.metrics.binary import binary_view
+from medcls.metrics.binary import binary_questions, binary_view, decisions
 from medcls.metrics.evaluation import evaluate_task
 
 
@@ -31,3 +31,21 @@ def test_binary_view_stays_a_probability_despite_float32_rounding() -> None:
     assert probabilities[:, 1:].sum(1)[0] > 1.0  # the rounding the view must absorb
     view, _ = binary_view(probabilities, np.array([2]), positive_from=1)
     assert view.min() >= 0.0 and view.max() <= 1.0
+
+
+def test_decisions_at_the_operating_points_of_tasks_and_views() -> None:
+    dr = np.array([[0.7, 0.2, 0.1, 0.0, 0.0], [0.1, 0.2, 0.3, 0.2, 0.2], [0.2, 0.3, 0.2, 0.2, 0.1]])
+    tb = np.array([[0.8, 0.2], [0.4, 0.6], [0.5, 0.5]])
+    points = {"referable_dr": {"youden": 0.5, "high_specificity": float("inf")}, "tb": {"youden": 0.5}, "gone": {}}
+    got = decisions({"dr": dr, "tb": tb}, {"referable_dr": ("dr", 2)}, points)
+    assert set(got) == {"referable_dr@youden", "referable_dr@high_specificity", "tb@youden"}
+    assert got["referable_dr@youden"].tolist() == [0, 1, 1]  # P(grade >= 2) = 0.1, 0.7, 0.5
+    assert got["referable_dr@high_specificity"].tolist() == [0, 0, 0]  # an infinite threshold calls none
+    assert got["tb@youden"].tolist() == [0, 1, 1]
+
+
+def test_binary_questions_leave_unlabelled_images_out() -> None:
+    dr = np.eye(5)[[0, 2, 4, 1]]
+    questions = binary_questions({"dr": dr}, {"dr": np.array([0, -1, 4, 1])}, {"referable_dr": ("dr", 2)})
+    probabilities, labels = questions["referable_dr"]
+    assert labels.tolist() == [0, 1, 0] and probabilities[:, 1].tolist() == [0, 1, 0]

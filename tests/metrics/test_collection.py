@@ -14,7 +14,7 @@ def test_joint_accuracy_needs_every_task_right() -> None:
 
 
 def test_task_metrics_against_hand_computed_values() -> None:
-    metrics = task_metrics(3)
+    metrics = task_metrics(3, ordinal=True)
     probabilities = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1]])
     target = torch.tensor([0, 1, 2, 2])
     values = metrics(probabilities, target)
@@ -29,3 +29,22 @@ def test_task_metrics_against_hand_computed_values() -> None:
     expected = torch.outer(observed.sum(1), observed.sum(0)) / observed.sum()
     kappa = 1 - (weights * observed).sum() / (weights * expected).sum()
     assert values["kappa"] == pytest.approx(kappa.item(), abs=1e-5)
+
+
+def test_nominal_tasks_get_unweighted_kappa_and_unlabelled_images_are_left_out() -> None:
+    probabilities = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]])
+    target = torch.tensor([0, 1, 2, 2, -1])  # the last image is unlabelled for this task
+    values = task_metrics(3, ordinal=False, ignore_index=-1)(probabilities, target)
+    # unweighted kappa of predicted 0,1,2,0 vs true 0,1,2,2: observed agreement 3/4, chance (1*2 + 1*1 + 2*1) / 16
+    chance = 5 / 16
+    assert values["kappa"] == pytest.approx((0.75 - chance) / (1 - chance), abs=1e-5)
+    assert values["accuracy"] == pytest.approx(0.75)
+    ordinal = task_metrics(3, ordinal=True, ignore_index=-1)(probabilities, target)
+    assert abs(ordinal["kappa"].item() - values["kappa"].item()) > 1e-3
+
+
+def test_joint_accuracy_counts_only_images_labelled_for_every_task() -> None:
+    joint = JointAccuracy()
+    probabilities = {"a": torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.1, 0.9]]), "b": torch.eye(2)[[0, 1, 1]]}
+    joint.update(probabilities, {"a": torch.tensor([0, -1, 0]), "b": torch.tensor([0, 1, 1])})
+    assert joint.compute() == pytest.approx(0.5)  # of the two labelled images, the first is right on both

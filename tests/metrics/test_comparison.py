@@ -72,3 +72,16 @@ def test_script_writes_markdown_and_csv(tmp_path: Path, labels: np.ndarray, monk
     assert out.with_suffix(".md").read_text() == capsys.readouterr().out.rstrip("\n") + "\n"
     csv_lines = out.with_suffix(".csv").read_text().splitlines()
     assert len(csv_lines) == 1 + 4 and csv_lines[0].startswith("model,question,n,auc,auc_ci_low,auc_ci_high")
+
+
+def test_kappa_is_weighted_as_the_reference_report_records_the_task_order(tmp_path: Path, labels: np.ndarray) -> None:
+    (tmp_path / "a").mkdir()
+    files = {"model": write_model(tmp_path / "a" / "predictions.csv", labels, 1.0, 1)}
+    _, probabilities, truth = read_predictions(files["model"])
+    predicted = probabilities["dr"].argmax(1)
+    sklearn = pytest.importorskip("sklearn.metrics")
+    graded = compare(files, "model", {}, n_resamples=20)[0]["kappa"]  # no metrics.json: ordinal, as before
+    assert graded == pytest.approx(sklearn.cohen_kappa_score(truth["dr"], predicted, weights="quadratic"))
+    (tmp_path / "a" / "metrics.json").write_text('{"ordinal_tasks": []}')
+    nominal = compare(files, "model", {}, n_resamples=20)[0]["kappa"]
+    assert nominal == pytest.approx(sklearn.cohen_kappa_score(truth["dr"], predicted))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from medcls.metrics.evaluation import OPERATING_POINT_RATES, evaluate_task
+from medcls.metrics.evaluation import OPERATING_POINT_RATES, confusion_matrix, evaluate_task
 
 ARGMAX_METRICS = ("accuracy", "balanced_accuracy", "kappa", "precision", "recall", "f1", "specificity", "npv")
 
@@ -126,6 +126,22 @@ def test_metrics_match_scikit_learn(num_classes: int) -> None:
         expected.update({f"auc_class_{k}": auc for k, auc in enumerate(per_class)})
     for name, value in expected.items():
         assert got[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_nominal_kappa_is_cohens_unweighted_kappa() -> None:
+    metrics = pytest.importorskip("sklearn.metrics")
+    probabilities, labels = random_task(150, 4, seed=3)
+    got = evaluate_task(probabilities, labels, ordinal=False, n_resamples=10)["kappa"]["value"]
+    assert got == pytest.approx(metrics.cohen_kappa_score(labels, probabilities.argmax(1)), abs=1e-12)
+    ordinal = evaluate_task(probabilities, labels, ordinal=True, n_resamples=10)["kappa"]["value"]
+    assert ordinal == pytest.approx(metrics.cohen_kappa_score(labels, probabilities.argmax(1), weights="quadratic"))
+    assert got != pytest.approx(ordinal)
+
+
+def test_confusion_matrix_leaves_unlabelled_images_out() -> None:
+    probabilities = np.eye(3)[[0, 1, 2, 2, 0]]
+    matrix = confusion_matrix(probabilities, np.array([0, 1, 1, -1, 2]))
+    assert matrix.tolist() == [[1, 0, 0], [0, 1, 1], [1, 0, 0]]
 
 
 def test_kappa_is_one_for_perfect_grading_and_penalises_distant_errors() -> None:

@@ -31,9 +31,9 @@ def test_probabilities_read_back_bit_for_bit(tmp_path: Path) -> None:
     assert np.array_equal(probabilities["dr"], dr) and np.array_equal(probabilities["dme"], dme)
     assert np.array_equal(labels["dr"], dr_labels) and np.array_equal(labels["dme"], dme_labels)
     header = path.read_text().splitlines()[0]
-    assert header == "id,dr,dr_pred," + ",".join(f"dr_prob_{k}" for k in range(5)) + ",dme,dme_pred," + ",".join(
-        f"dme_prob_{k}" for k in range(3)
-    )
+    assert header == "id,dr,dr_pred,dr_pred_class," + ",".join(f"dr_prob_{k}" for k in range(5)) + (
+        ",dme,dme_pred,dme_pred_class,"
+    ) + ",".join(f"dme_prob_{k}" for k in range(3))
 
 
 def test_metrics_recomputed_from_the_file_equal_those_of_the_run(tmp_path: Path) -> None:
@@ -75,3 +75,56 @@ def test_undefined_bootstrap_resamples_are_one_line_for_the_whole_report(caplog:
     (record,) = [r for r in caplog.records if r.name.startswith("medcls")]
     assert "undefined on some bootstrap resamples" in record.getMessage()
     assert "(dr/auc, dr/auc_class_0" in record.getMessage() and "\n" not in record.getMessage()
+
+
+def test_class_names_decisions_and_unlabelled_images_in_the_predictions(tmp_path: Path) -> None:
+    probabilities = np.array([[0.9, 0.1], [0.3, 0.7], [0.45, 0.55]], dtype=np.float32)
+    labels = np.array([0, -1, 1])  # the second image is unlabelled
+    decided = {"tb@youden": np.array([0, 1, 0]), "tb@high_sensitivity": np.array([1, 1, 1])}
+    path = tmp_path / "predictions.csv"
+    write_predictions(
+        path, ["a", "b", "c"], {"tb": probabilities}, {"tb": labels}, class_names={"tb": ["normal", "tuberculosis"]},
+        decisions=decided,
+    )  # fmt: skip
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    assert rows[0] == ["id", "tb", "tb_pred", "tb_pred_class", "tb_prob_0", "tb_prob_1", *decided]
+    assert [row[1:4] for row in rows[1:]] == [
+        ["0", "0", "normal"],
+        ["", "1", "tuberculosis"],
+        ["1", "1", "tuberculosis"],
+    ]
+    assert [row[-2:] for row in rows[1:]] == [["0", "1"], ["1", "1"], ["0", "1"]]
+    _, _, read = read_predictions(path)
+    assert read["tb"].tolist() == [0, -1, 1]
+
+
+def test_a_task_and_its_questions_are_evaluated_on_the_images_labelled_for_it() -> None:
+    dr, dr_labels = random_predictions(80, 5, seed=4)
+    dme, dme_labels = random_predictions(80, 3, seed=5)
+    masked = dme_labels.copy()
+    masked[::4] = -1
+    groups = np.array([f"patient{i // 2}" for i in range(80)])
+    options = {"binary_views": {"dme_present": ("dme", 1)}, "n_resamples": 50, "groups": groups}
+    report = evaluate_predictions({"dr": dr, "dme": dme}, {"dr": dr_labels, "dme": masked}, **options)
+    kept = masked >= 0
+    alone = evaluate_predictions({"dme": dme[kept]}, {"dme": dme_labels[kept]}, **options | {"groups": groups[kept]})
+    assert report["dme"] == alone["dme"] and report["dme_present"] == alone["dme_present"]
+    assert report["dme"]["n"]["value"] == 60 and report["dr"]["n"]["value"] == 80 and report["n"] == 80
+    correct = (dr.argmax(1) == dr_labels) & (dme.argmax(1) == dme_labels)
+    assert report["joint_accuracy"]["value"] == pytest.approx(correct[kept].mean())
+
+
+def test_the_report_names_the_classes_and_weights_kappa_by_order(tmp_path: Path) -> None:
+    probabilities, labels = random_predictions(100, 3, seed=6)
+    names = {"diagnosis": ["covid", "normal", "pneumonia"]}
+    nominal = evaluate_predictions(
+        {"diagnosis": probabilities}, {"diagnosis": labels}, class_names=names, n_resamples=20
+    )
+    graded = evaluate_predictions(
+        {"diagnosis": probabilities}, {"diagnosis": labels}, ordinal_tasks=["diagnosis"], n_resamples=20
+    )
+    assert nominal["class_names"] == names and graded["class_names"] == {"diagnosis": ["0", "1", "2"]}
+    assert nominal["ordinal_tasks"] == [] and graded["ordinal_tasks"] == ["diagnosis"]
+    assert nominal["diagnosis"]["kappa"]["value"] != pytest.approx(graded["diagnosis"]["kappa"]["value"])
+    write_metrics(tmp_path / "metrics.json", nominal)
+    assert json.loads((tmp_path / "metrics.json").read_text())["class_names"] == names

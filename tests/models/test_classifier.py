@@ -353,3 +353,40 @@ def test_class_weighted_loss_is_refused_where_the_data_cannot_count_its_classes(
     model._trainer = SimpleNamespace(datamodule=Uncounted())
     with pytest.raises(ConfigError, match="--model.class_weighted_loss needs .* Uncounted does not count the classes"):
         model.setup("fit")
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "focal"])
+def test_images_unlabelled_for_a_task_count_in_neither_its_loss_nor_its_metrics(loss: str) -> None:
+    model = Classifier(TwoHeadNet, {"dr": 5, "dme": 3}, loss=loss, label_smoothing=0.1)
+    model.class_weights["dme"] = torch.tensor([1.0, 2.0, 0.5])
+    data = batch()
+    masked = {**data, "dme": data["dme"].clone()}
+    masked["dme"][[1, 4]] = -1
+    kept = torch.tensor([True, False, True, True, False, True])
+    labelled_only = {key: value[kept] if isinstance(value, torch.Tensor) else value for key, value in masked.items()}
+    logits = model(data["image"])
+    kept_logits = {head: value[kept] for head, value in logits.items()}
+    with_masked = model._head_loss(logits["dme"], masked["dme"], "dme")
+    torch.testing.assert_close(with_masked, model._head_loss(kept_logits["dme"], labelled_only["dme"], "dme"))
+    nothing = torch.full((6,), -1)
+    assert model._head_loss(logits["dme"], nothing, "dme").item() == 0.0  # not NaN: a batch without dme grades
+    model.metrics["val"]["dme"].update(model.probabilities(logits)["dme"], masked["dme"])
+    reference = model.metrics["test"]["dme"]
+    reference.update(model.probabilities(kept_logits)["dme"], labelled_only["dme"])
+    for name, value in model.metrics["val"]["dme"].compute().items():
+        torch.testing.assert_close(value, reference.compute()[name.replace("val/", "test/")])
+
+
+def test_regression_loss_leaves_unlabelled_images_out() -> None:
+    model = Classifier(TwoHeadNet, {"dr": 5}, regression_tasks=["dr"])
+    outputs = torch.tensor([[1.0], [3.0], [2.0]])
+    assert model._head_loss(outputs, torch.tensor([2, -1, 2]), "dr").item() == pytest.approx(0.5)
+
+
+def test_class_names_default_to_the_indices_and_must_fit_the_tasks() -> None:
+    model = Classifier(TwoHeadNet, {"dr": 3, "tb": 2}, class_names={"tb": ["normal", "tuberculosis"]})
+    assert model.class_names == {"dr": ["0", "1", "2"], "tb": ["normal", "tuberculosis"]}
+    with pytest.raises(ConfigError, match="gives 3 names for task 'tb' of 2 classes"):
+        Classifier(TwoHeadNet, {"tb": 2}, class_names={"tb": ["a", "b", "c"]})
+    with pytest.raises(ConfigError, match="ordinal_tasks"):
+        Classifier(TwoHeadNet, {"tb": 2}, ordinal_tasks=["dr"])

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
+from medcls.data.preprocessing.base import Preprocessing
 from medcls.data.preprocessing.decode import decode_image
 from medcls.errors import ConfigError, DataError
 
@@ -153,8 +154,8 @@ def normalise_contrast(image: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class FundusPreprocessing:
-    """A fundus photograph as training reads it: its field of view cropped and resized to a square.
+class FundusPreprocessing(Preprocessing):
+    """A fundus photograph as training reads it: its field of view cropped and resized to a square, in RGB.
 
     The file is decoded by :func:`~medcls.data.preprocessing.decode.decode_image` (16-bit images are scaled,
     not clipped), a JPEG with draft downscaling to no less than ``size``: 5-7x faster on a 4288 x 2848
@@ -174,6 +175,8 @@ class FundusPreprocessing:
     """
 
     kind: ClassVar[str] = "fundus"
+    mirror_invariant: ClassVar[bool] = True  # a mirrored right eye looks like a left one
+    channels: ClassVar[int] = 3
 
     size: int = 512
     contrast: bool = False

@@ -4,13 +4,12 @@ The folder is searched as a whole, so the layouts seen in the wild all read the 
 sheet ``Annotation_BaseXX`` (or ``Annotation BaseXX``, any case) beside or inside its folder,
 ``BaseXX/BaseXX/`` after unzipping, the first worksheet whatever its name (``Feuil1``), saved
 as ``.xls`` (the original), ``.xlsx`` or ``.csv`` (any encoding and delimiter Excel writes, see
-:func:`~medcls.data.readers.tables.read_rows`). Sub-folders may be symbolic links (a link cycle is
+:func:`~medcls.data.readers.tables.read_cells`). Sub-folders may be symbolic links (a link cycle is
 followed once).
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import re
@@ -18,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-import xlrd
-
 from medcls.data.readers.records import Record
-from medcls.data.readers.tables import read_rows
-from medcls.errors import ConfigError, DataError, summarise_error
+from medcls.data.readers.tables import read_cells
+from medcls.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -203,22 +200,22 @@ def _pick_sheet(root: Path, base: str, candidates: list[Path]) -> Path:
 
 def _read_sheet(sheet: Path, images: dict[str, list[Path]], entries: dict[str, _Entry]) -> None:
     """Add the sheet's rows to ``entries`` (image name without extension -> entry), validated."""
-    rows = [(number, cells) for number, cells in _cells(sheet) if any(map(_text, cells))]
+    rows = [(number, cells) for number, cells in read_cells(sheet) if any(cell.strip() for cell in cells)]
     if not rows:
         raise DataError(f"{sheet} is empty: expected a header ('Image name', 'Retinopathy grade', ...) and 100 rows.")
     (header_row, header), data = rows[0], rows[1:]
-    positions = {_text(cell).casefold(): index for index, cell in enumerate(header) if _text(cell)}
+    positions = {cell.strip().casefold(): index for index, cell in enumerate(header) if cell.strip()}
     missing = [column for column in (_NAME, _DR, _DME) if column not in positions]
     if missing:
-        found = ", ".join(repr(_text(cell)) for cell in header if _text(cell))
+        found = ", ".join(repr(cell.strip()) for cell in header if cell.strip())
         raise DataError(
             f"{sheet}, row {header_row}: missing column(s) {', '.join(map(repr, missing))} (columns found: {found}); "
             "the header must name the image and both grades."
         )
     for number, cells in data:
         source = f"{sheet}, row {number}"
-        cells = [*cells, *[None] * (len(header) - len(cells))]
-        name = _text(cells[positions[_NAME]])
+        cells = [*cells, *[""] * (len(header) - len(cells))]
+        name = cells[positions[_NAME]].strip()
         stem = Path(name).stem
         if stem in entries:
             raise DataError(
@@ -230,39 +227,6 @@ def _read_sheet(sheet: Path, images: dict[str, list[Path]], entries: dict[str, _
             dme=_grade(cells[positions[_DME]], "Risk of macular edema", 2, source),
             source=source,
         )
-
-
-def _cells(sheet: Path) -> list[tuple[int, list[object]]]:
-    """The rows of the sheet's first worksheet, numbered from 1; spreadsheet numbers come as float or int."""
-    suffix = sheet.suffix.casefold()
-    if suffix == ".csv":
-        return read_rows(sheet)
-    if suffix == ".xlsx":
-        import openpyxl  # here, not at the top: it takes 0.2 s to import, for .xlsx sheets only
-    # Both libraries raise many types on a damaged file (xlrd: XLRDError, but also struct.error or
-    # IndexError on a truncated one; openpyxl: BadZipFile, KeyError, InvalidFileException, ...); all
-    # mean the same to the user.
-    try:
-        if suffix == ".xls":
-            # xlrd prints its warnings about a damaged file to stdout unless given a log of its own.
-            worksheet = xlrd.open_workbook(sheet, logfile=io.StringIO()).sheet_by_index(0)
-            return [(row + 1, worksheet.row_values(row)) for row in range(worksheet.nrows)]
-        workbook = openpyxl.load_workbook(sheet, read_only=True, data_only=True)
-        try:
-            rows = workbook.worksheets[0].iter_rows(values_only=True)
-            return [(number, list(row)) for number, row in enumerate(rows, start=1)]
-        finally:
-            workbook.close()
-    except Exception as error:
-        kind = "Excel 97 sheet" if suffix == ".xls" else "Excel workbook"
-        raise DataError(
-            f"{sheet} is not a readable {kind} ({summarise_error(error)}); open it in Excel and save it again "
-            f"as {suffix}, or save it as .csv."
-        ) from None
-
-
-def _text(cell: object) -> str:
-    return "" if cell is None else str(cell).strip()
 
 
 def _find_image(name: str, images: dict[str, list[Path]], source: str) -> Path:
@@ -280,14 +244,15 @@ def _find_image(name: str, images: dict[str, list[Path]], source: str) -> Path:
     return found[0]
 
 
-def _grade(cell: object, column: str, top: int, source: str) -> int:
-    """Parse a grade in ``[0, top]``; Excel stores whole numbers as floats (``2.0``)."""
+def _grade(cell: str, column: str, top: int, source: str) -> int:
+    """Parse a grade in ``[0, top]``; a CSV export may write whole numbers as floats (``2.0``)."""
+    text = cell.strip()
     try:
-        value = float(_text(cell))
+        value = float(text)
     except ValueError:
-        value = float("nan")
+        raise DataError(f"{source}: {column!r} is {text!r}, not a whole number; expected 0 to {top}.") from None
     if not value.is_integer():
-        raise DataError(f"{source}: {column!r} is {cell!r}, not a whole number; expected 0 to {top}.")
+        raise DataError(f"{source}: {column!r} is {text}, not a whole number; expected 0 to {top}.")
     if not 0 <= value <= top:
         raise DataError(f"{source}: {column!r} is {int(value)}, out of range; expected 0 to {top}.")
     return int(value)

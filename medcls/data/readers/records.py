@@ -9,6 +9,9 @@ from pathlib import Path
 
 from medcls.errors import DataError
 
+MISSING_LABEL = -1
+"""The label of a task left unlabelled in a record that is kept (e.g. an image graded for one disease only)."""
+
 
 @dataclass(frozen=True)
 class Record:
@@ -18,7 +21,8 @@ class Record:
         id: Unique within the data set and stable across runs (e.g. ``"train/IDRiD_001"``);
             it is the ``"id"`` of the image in every batch and in every predictions file.
         path: The image file, inside the data set's root.
-        labels: Task name -> class index, e.g. ``{"dr": 2, "dme": 1}``.
+        labels: Task name -> class index, e.g. ``{"dr": 2, "dme": 1}``; :data:`MISSING_LABEL` where the
+            image has no label for that task (the loss and the metrics skip it).
         group: Images sharing a group (a duplicate pair, an exam, a patient) never straddle two
             splits. Defaults to the id: every image its own group.
     """

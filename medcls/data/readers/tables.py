@@ -1,9 +1,10 @@
-"""Label tables saved as delimited text, whatever the program and the locale that saved them.
+"""Label tables, whatever the program and the locale that saved them: delimited text or Excel workbooks.
 
 Excel alone saves a table in several ways: "CSV UTF-8" (with a byte-order mark), plain "CSV" in the
 Windows code page of its locale (cp1252 in Western Europe, ``;``-separated where ``,`` is the decimal
 mark), and "Unicode text" (UTF-16 with a byte-order mark, tab-separated). :func:`read_rows` reads
-them all.
+them all; :func:`read_sheet` reads workbooks (``.xlsx``, and Excel 97's ``.xls``), and :func:`read_cells`
+either, by the file's suffix.
 """
 
 from __future__ import annotations
@@ -14,12 +15,19 @@ import io
 import logging
 from pathlib import Path
 
-from medcls.errors import DataError
+import xlrd
+
+from medcls.errors import DataError, summarise_error
 
 log = logging.getLogger(__name__)
 
 DELIMITERS = ",;\t"
 """The separators a table may use; the header line decides which (the most frequent there)."""
+
+TEXT_FORMATS = (".csv", ".tsv", ".txt")
+"""The suffixes of tables read as delimited text (whatever their delimiter)."""
+SHEET_FORMATS = (".xlsx", ".xls")
+"""The suffixes of tables read as Excel workbooks."""
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
@@ -80,3 +88,73 @@ def _decode(path: Path, data: bytes) -> str:
         text, encoding = data.decode("latin-1"), "latin-1"
     log.info("%s is not UTF-8; read it as %s.", path, encoding)
     return text
+
+
+def read_cells(path: Path) -> list[tuple[int, list[str]]]:
+    """Read a table of any format taken (:data:`TEXT_FORMATS`, :data:`SHEET_FORMATS`), by its suffix in any case.
+
+    Returns:
+        ``(row number, cells as text)`` for every row, as :func:`read_rows` and :func:`read_sheet` give them.
+
+    Raises:
+        DataError: If the suffix is none of those, or the file cannot be read as its suffix says.
+    """
+    suffix = path.suffix.casefold()
+    if suffix in TEXT_FORMATS:
+        return read_rows(path)
+    if suffix in SHEET_FORMATS:
+        return read_sheet(path)
+    raise DataError(
+        f"{path}: cannot read a table saved as {suffix or 'a file without a suffix'!r}; "
+        f"save it as one of {', '.join(TEXT_FORMATS + SHEET_FORMATS)}."
+    )
+
+
+def read_sheet(path: Path) -> list[tuple[int, list[str]]]:
+    """Read the first worksheet of an Excel workbook (``.xlsx``, or Excel 97's ``.xls``), whatever its name.
+
+    Cells come as the text a spreadsheet shows: an empty cell as ``""``, a whole number as an integer
+    (spreadsheets store every number as a float, so that an image named ``10`` would otherwise read as
+    ``10.0``), any other number as Python writes the float.
+
+    Args:
+        path: The workbook; ``.xls`` is read as Excel 97, anything else as ``.xlsx``.
+
+    Returns:
+        ``(row number, cells)`` for every row of the worksheet, numbered from 1 as the spreadsheet numbers them.
+
+    Raises:
+        DataError: If the file is not a readable workbook; the message names the file.
+    """
+    excel97 = path.suffix.casefold() == ".xls"
+    if not excel97:
+        import openpyxl  # here, not at the top: it takes 0.2 s to import, for .xlsx files only
+    # Both libraries raise many types on a damaged file (xlrd: XLRDError, but also struct.error or
+    # IndexError on a truncated one; openpyxl: BadZipFile, KeyError, InvalidFileException, ...); all
+    # mean the same to the user.
+    try:
+        if excel97:
+            # xlrd prints its warnings about a damaged file to stdout unless given a log of its own.
+            worksheet = xlrd.open_workbook(path, logfile=io.StringIO()).sheet_by_index(0)
+            rows = [worksheet.row_values(row) for row in range(worksheet.nrows)]
+        else:
+            workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+            try:
+                rows = list(workbook.worksheets[0].iter_rows(values_only=True))
+            finally:
+                workbook.close()
+    except Exception as error:
+        kind = "Excel 97 sheet" if excel97 else "Excel workbook"
+        raise DataError(
+            f"{path} is not a readable {kind} ({summarise_error(error)}); open it in Excel and save it again "
+            f"as {path.suffix}, or save it as .csv."
+        ) from None
+    return [(number, [_cell_text(cell) for cell in row]) for number, row in enumerate(rows, start=1)]
+
+
+def _cell_text(cell: object) -> str:
+    if cell is None:
+        return ""
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))
+    return str(cell)

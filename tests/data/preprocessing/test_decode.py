@@ -55,3 +55,20 @@ def test_wide_images_are_scaled_to_8_bits_not_clipped(tmp_path, name, saved_as, 
     preprocessed = [FundusPreprocessing(size=96)(path) for path in sources]
     assert (preprocessed[1] == 255).mean() < 0.01
     np.testing.assert_array_equal(preprocessed[1], preprocessed[0])
+
+
+@pytest.mark.parametrize("saved_as", ["PNG", "TIFF"])
+def test_12_bit_values_in_16_bit_files_span_black_to_white(tmp_path, saved_as):
+    ramp = np.arange(4096, dtype=np.uint16).reshape(64, 64)  # a detector's 12 bits, stored in 16
+    path = tmp_path / f"ramp.{saved_as.lower()}"
+    Image.fromarray(ramp).save(path, saved_as)
+    with Image.open(path) as image:
+        assert image.mode == "I;16"
+    out = np.asarray(decode_image(path, "L"))
+    np.testing.assert_array_equal(out, np.rint(ramp * (255 / 4095)).astype(np.uint8))
+    assert (out == 255).mean() < 0.01  # clipped at 255, all but the darkest sixteenth would be white
+
+
+def test_flat_16_bit_images_are_black(tmp_path):
+    Image.fromarray(np.full((8, 8), 3000, dtype=np.uint16)).save(tmp_path / "flat.png")
+    assert (np.asarray(decode_image(tmp_path / "flat.png", "L")) == 0).all()

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from medcls.data.readers.tables import read_rows
+from medcls.data.readers.tables import read_cells, read_rows, read_sheet
 from medcls.errors import DataError
+from medcls.synthetic.sheets import sheet_writer
 
 ROWS = [["Image name", "Qualité", "Grade"], ["IDRiD_001", "médiocre", "2"], ["IDRiD_002", "bonne", "0"]]
 
@@ -66,3 +67,28 @@ def test_broken_tables_are_named(tmp_path: Path) -> None:
         read_rows(path)
     with pytest.raises(DataError, match=r"nowhere\.csv: cannot read this table"):
         read_rows(tmp_path / "nowhere.csv")
+
+
+SHEET: list[list[object]] = [["Image name", " Grade "], [10.0, 2.0], [None, None], ["a.png", 2.5], ["b", -3]]
+
+
+@pytest.mark.parametrize("suffix", [".xlsx", ".xls"])
+def test_sheets_read_as_the_text_a_spreadsheet_shows(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"labels{suffix}"
+    sheet_writer(suffix[1:])(path, SHEET)
+    rows = [(number, cells) for number, cells in read_sheet(path) if any(cells)]
+    assert rows == [(1, ["Image name", " Grade "]), (2, ["10", "2"]), (4, ["a.png", "2.5"]), (5, ["b", "-3"])]
+
+
+def test_tables_are_read_by_their_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "labels.TSV"
+    path.write_text(table("\t"), encoding="utf-8")
+    assert read_cells(path) == [(1, ROWS[0]), (2, ROWS[1]), (3, ROWS[2])]
+    for name, written in (("labels.json", "'.json'"), ("labels", "'a file without a suffix'")):
+        with pytest.raises(DataError) as error:
+            read_cells(tmp_path / name)
+        formats = ".csv, .tsv, .txt, .xlsx, .xls"
+        assert (
+            str(error.value)
+            == f"{tmp_path / name}: cannot read a table saved as {written}; save it as one of {formats}."
+        )
