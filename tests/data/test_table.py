@@ -7,7 +7,8 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 
 from medcls.data import TableDataModule
-from medcls.data.preprocessing import PlainPreprocessing, XRayPreprocessing
+from medcls.data.preprocessing import FundusPreprocessing, PlainPreprocessing, XRayPreprocessing
+from medcls.data.readers.idrid import read_idrid
 from medcls.errors import ConfigError
 from tests.data.own_images import write_png_table
 
@@ -160,3 +161,24 @@ def test_masked_labels_are_kept_uncounted_and_drawn_as_average_images(tmp_path: 
     labels = torch.tensor([record.labels["diagnosis"] for record in train])
     expected = masked.class_weights("diagnosis")[labels.clamp(min=0)].double()
     torch.testing.assert_close(weights, torch.where(labels >= 0, expected, 1.0))
+
+
+def test_a_csv_of_fundus_photographs_with_patient_ids_is_graded_with_the_fundus_preprocessing(
+    synthetic_idrid: Path, tmp_path: Path
+) -> None:
+    photographs = [record for split in read_idrid(synthetic_idrid).values() for record in split]
+    table = tmp_path / "fundus.csv"
+    lines = ["image,dr,patient"] + [
+        f"{record.path.relative_to(synthetic_idrid)},{record.labels['dr']},patient{i // 2}"
+        for i, record in enumerate(photographs)
+    ]
+    table.write_text("\n".join(lines) + "\n")
+    data = TableDataModule(
+        table, synthetic_idrid, ["dr"], group_column="patient", ordinal_tasks=["dr"], test_size=8, val_size=8,
+        preprocessing=FundusPreprocessing(size=48), input_size=32, preprocess_workers=1, cache_dir=tmp_path / "cache",
+    )  # fmt: skip
+    assert data.ordinal_tasks == ["dr"] and data.input_shape == (3, 32, 32)
+    assert data.tasks["dr"] == 1 + max(record.labels["dr"] for record in photographs)  # classes "0" to the highest
+    ready(data)
+    assert next(iter(data.train_dataloader()))["image"].shape[1:] == (3, 32, 32)
+    assert not patients(data.splits["train"]) & patients(data.splits["test"])
