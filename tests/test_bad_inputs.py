@@ -604,3 +604,40 @@ def test_a_damaged_table_of_own_images_names_the_row_or_column(
     # A build that meets an unreadable image completes the cache of the others (see the IDRiD case above).
     error = refuse(["fit", *options], but="cache" if edit[1].endswith(".dcm") else None)
     assert re.search(message, error), error
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("level", r"trainLabels\.csv, (line|row) 3.*level.*7"),
+        ("missing", r"trainLabels\.csv, line 2: image .2_left. is listed but no image file of that name"),
+        ("twice", r"trainLabels\.csv, (line|row) 3.*2_left.*(again|twice)"),
+        ("xray-name", r"CHNCXR_0002\.png"),
+    ],
+)  # fmt: skip
+def test_a_damaged_public_tree_names_the_file_and_row(
+    refuse: Refuse, tmp_path: Path, damage: str, message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medcls.synthetic.chest import write_shenzhen_tree
+    from medcls.synthetic.trees import write_eyepacs_tree
+
+    monkeypatch.chdir(tmp_path)
+    quick = ["--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--data.cache_dir",
+             str(tmp_path / "cache"), "--model.net.name", "resnet18"]  # fmt: skip
+    if damage == "xray-name":
+        shenzhen = write_shenzhen_tree(tmp_path / "tb", 6, size=64)
+        images = shenzhen / "CXR_png"
+        (images / "CHNCXR_0002_0.png").rename(images / "CHNCXR_0002.png")
+        args = ["-c", str(REPO / "configs/tuberculosis/alexnet.yaml"), "--data.root", str(tmp_path / "tb"), *quick]
+    else:
+        eyepacs = write_eyepacs_tree(tmp_path / "eyepacs", train=8, size=(96, 64), seed=1)
+        labels = eyepacs / "trainLabels.csv"
+        if damage == "level":
+            edit_table(labels, "2_right,0", "2_right,7")
+        elif damage == "missing":
+            next((eyepacs / "train").glob("2_left.*")).unlink()
+        elif damage == "twice":
+            edit_table(labels, "2_right,0", "2_left,0")
+        args = ["-c", str(REPO / "configs/eyepacs/gulshan_inception_v3.yaml"), "--data.root", str(eyepacs), *quick]
+    error = refuse(["fit", *args])
+    assert re.search(message, error), error

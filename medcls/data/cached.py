@@ -87,6 +87,8 @@ class CachedImageDataModule(TaskDataModule):
             drawn seeded, stratified on the labels and by whole groups; validation and test stay as they are (the
             "how much data do I need" study).
         train_fraction_seed: Seed of that draw.
+        all_as_test: Make every image of the data set a test image (no training or validation images): to test a
+            model trained on another data set of the same tasks on the whole of this one.
         predict_images: What ``medcls predict`` runs over, instead of the test split: a folder (every image file
             under it, ids = paths relative to it) or a table (``.csv``, ``.tsv``, ``.xlsx``, ``.xls``) whose column
             ``image`` lists image files relative to the table's folder.
@@ -119,6 +121,7 @@ class CachedImageDataModule(TaskDataModule):
         balance: str | None = None,
         train_fraction: float | int | None = None,
         train_fraction_seed: int = 0,
+        all_as_test: bool = False,
         predict_images: str | Path | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
@@ -147,6 +150,7 @@ class CachedImageDataModule(TaskDataModule):
         _check_train_fraction(train_fraction)
         self.train_fraction = train_fraction
         self.train_fraction_seed = train_fraction_seed
+        self.all_as_test = all_as_test
         self.predict_images = None if predict_images is None else Path(predict_images)
         self.splits: dict[str, list[Record]] = {}
         self.groups: dict[str, str] = {}
@@ -243,8 +247,10 @@ class CachedImageDataModule(TaskDataModule):
         )
 
     def _split(self) -> dict[str, list[Record]]:
-        """The data set's splits, the training split reduced to ``train_fraction``."""
+        """The data set's splits, the training split reduced to ``train_fraction``; or all of it as test."""
         splits = self.split_records()
+        if self.all_as_test:
+            return {"train": [], "val": [], "test": [record for split in SPLITS for record in splits[split]]}
         if self.train_fraction is not None:
             train = splits["train"]
             if isinstance(self.train_fraction, int) and self.train_fraction > len(train):
@@ -277,7 +283,8 @@ class CachedImageDataModule(TaskDataModule):
             if not self.splits[split]:
                 raise ConfigError(
                     f"the {split} split of {self.root} holds no images, and 'medcls {stage}' needs some; check the "
-                    "data's split settings (a split column, split folders, --data.val_size, --data.test_size)."
+                    "data's split settings (a split column, split folders, --data.val_size, --data.test_size, "
+                    "--data.all_as_test)."
                 )
 
     def setup(self, stage: str) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import lazy_instance
-
 from medcls.data.labelled import LabelledImagesDataModule
 from medcls.data.preprocessing import PlainPreprocessing, Preprocessing
 from medcls.data.readers.folder import read_folder
@@ -27,8 +25,8 @@ class FolderDataModule(LabelledImagesDataModule):
         task: The task's name, in metrics, predictions and checkpoints.
         class_names: The class folders in index order (e.g. ``[normal, pneumonia]``); must name them all.
         ordinal: The classes are ordered grades (their folders sort in grade order, or ``class_names`` says it).
-        preprocessing: Each image file to the pixels cached: ``PlainPreprocessing`` (default: no crop, aspect
-            kept, colour), ``XRayPreprocessing`` (grey) or ``FundusPreprocessing``.
+        preprocessing: Each image file to the pixels cached: ``PlainPreprocessing`` (unset: ``PlainPreprocessing()``,
+            no crop, aspect kept, colour), ``XRayPreprocessing`` (grey) or ``FundusPreprocessing``.
         **kwargs: Split settings (``val_size``, ``test_size`` without split folders, ``num_folds``, ``fold``,
             ``split_seed``) of :class:`~medcls.data.labelled.LabelledImagesDataModule`, and its cache, transform,
             loader and prediction settings.
@@ -40,12 +38,12 @@ class FolderDataModule(LabelledImagesDataModule):
         task: str = "label",
         class_names: list[str] | None = None,
         ordinal: bool = False,
-        preprocessing: Preprocessing = lazy_instance(PlainPreprocessing),  # noqa: B008 (immutable, built once)
+        preprocessing: Preprocessing | None = None,
         **kwargs: Any,
     ) -> None:
         self.folder, self.task, self.given_class_names = Path(root), task, class_names
         names = self.read_labelled().class_names
-        super().__init__(root, preprocessing, names, [task] if ordinal else [], **kwargs)
+        super().__init__(root, preprocessing or PlainPreprocessing(), names, [task] if ordinal else [], **kwargs)
 
     def read_labelled(self) -> LabelledImages:
         """List and validate the class folders and their images."""

@@ -9,13 +9,7 @@ from medcls.data.cached import CachedImageDataModule
 from medcls.data.preprocessing import Preprocessing
 from medcls.data.readers.records import Record
 from medcls.data.readers.table import LabelledImages
-from medcls.data.splits import (
-    check_folds,
-    check_holdout_size,
-    joint_labels,
-    stratified_group_kfold,
-    stratified_holdout,
-)
+from medcls.data.splits import check_split_sizes, holdout, train_val_test
 from medcls.errors import ConfigError
 
 
@@ -65,10 +59,7 @@ class LabelledImagesDataModule(CachedImageDataModule):
         self.label_class_names = {task: list(names) for task, names in class_names.items()}
         self.label_ordinal = tuple(ordinal_tasks or ())
         super().__init__(root, preprocessing, **kwargs)
-        check_holdout_size(val_size)
-        check_holdout_size(test_size, option="--data.test_size")
-        if num_folds is not None:
-            check_folds(num_folds, fold)
+        check_split_sizes(val_size, test_size, num_folds, fold)
         self.val_size, self.test_size = val_size, test_size
         self.num_folds, self.fold, self.split_seed = num_folds, fold, split_seed
 
@@ -85,17 +76,11 @@ class LabelledImagesDataModule(CachedImageDataModule):
                 split: [r for r in records if data.given_splits[r.id] == split] for split in ("train", "val", "test")
             }
             if not splits["val"] and splits["train"]:
-                splits["train"], splits["val"] = self._holdout(splits["train"], self.val_size, "--data.val_size")
+                splits["train"], splits["val"] = holdout(
+                    splits["train"], self.val_size, seed=self.split_seed, option="--data.val_size"
+                )
             return splits
-        if self.num_folds is not None:
-            folds = stratified_group_kfold(records, self.num_folds, seed=self.split_seed, stratify=joint_labels)
-            test = [records[i] for i in folds[self.fold]]
-            rest = [records[i] for k, fold in enumerate(folds) if k != self.fold for i in fold]
-        else:
-            rest, test = self._holdout(records, self.test_size, "--data.test_size")
-        train, val = self._holdout(rest, self.val_size, "--data.val_size")
-        return {"train": train, "val": val, "test": test}
-
-    def _holdout(self, records: list[Record], size: int | float, option: str) -> tuple[list[Record], list[Record]]:
-        kept, held = stratified_holdout(records, size, seed=self.split_seed, stratify=joint_labels, option=option)
-        return [records[i] for i in kept], [records[i] for i in held]
+        return train_val_test(
+            records, test_size=self.test_size, val_size=self.val_size, seed=self.split_seed,
+            num_folds=self.num_folds, fold=self.fold,
+        )  # fmt: skip

@@ -77,6 +77,20 @@ def check_folds(num_folds: int, fold: int = 0) -> None:
         )
 
 
+def check_split_sizes(
+    val_size: float | int, test_size: float | int, num_folds: int | None = None, fold: int = 0
+) -> None:
+    """Refuse impossible ``--data.val_size``, ``--data.test_size``, ``--data.num_folds`` or ``--data.fold``.
+
+    Raises:
+        ConfigError: As :func:`check_holdout_size` and :func:`check_folds` do.
+    """
+    check_holdout_size(val_size)
+    check_holdout_size(test_size, option="--data.test_size")
+    if num_folds is not None:
+        check_folds(num_folds, fold)
+
+
 def stratified_holdout(
     records: Sequence[Record], size: float | int, *, seed: int, stratify: Stratify, option: str = "--data.val_size"
 ) -> tuple[list[int], list[int]]:
@@ -173,3 +187,35 @@ def _pool_rare(keys: list[Hashable], smallest_fraction: float) -> list[Hashable]
     """Replace the strata too small to reach every bin by one pooled stratum."""
     sizes = Counter(keys)
     return [key if sizes[key] * smallest_fraction >= 1 - 1e-9 else _RARE for key in keys]
+
+
+def holdout(
+    records: Sequence[Record], size: float | int, *, seed: int, option: str, stratify: Stratify = joint_labels
+) -> tuple[list[Record], list[Record]]:
+    """:func:`stratified_holdout` of records, as records: the kept ones and the held-out ones (``size`` of them)."""
+    kept, held = stratified_holdout(records, size, seed=seed, stratify=stratify, option=option)
+    return [records[i] for i in kept], [records[i] for i in held]
+
+
+def train_val_test(
+    records: Sequence[Record],
+    *,
+    test_size: float | int,
+    val_size: float | int,
+    seed: int,
+    num_folds: int | None = None,
+    fold: int = 0,
+    stratify: Stratify = joint_labels,
+) -> dict[str, list[Record]]:
+    """The test split (a ``test_size`` hold-out, or fold ``fold`` of ``num_folds``), then ``val_size`` of the rest.
+
+    Both seeded, stratified and by whole groups; the sizes are ``--data.test_size`` and ``--data.val_size``.
+    """
+    if num_folds is None:
+        rest, test = holdout(records, test_size, seed=seed, option="--data.test_size", stratify=stratify)
+    else:
+        folds = stratified_group_kfold(records, num_folds, seed=seed, stratify=stratify)
+        test = [records[i] for i in folds[fold]]
+        rest = [records[i] for k, part in enumerate(folds) if k != fold for i in part]
+    train, val = holdout(rest, val_size, seed=seed, option="--data.val_size", stratify=stratify)
+    return {"train": train, "val": val, "test": test}

@@ -6,8 +6,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
-from jsonargparse import lazy_instance
-
 from medcls.data.labelled import LabelledImagesDataModule
 from medcls.data.preprocessing import Preprocessing, XRayPreprocessing
 from medcls.data.readers.table import LabelledImages, read_table
@@ -42,8 +40,8 @@ class TableDataModule(LabelledImagesDataModule):
         missing_labels: What a row with an empty label cell (e.g. an ungradable image) becomes: ``drop``
             leaves it out (the count is logged); ``mask`` keeps it, that task left out of its loss and metrics.
         ordinal_tasks: The tasks whose classes are ordered (grades): quadratic weighted kappa for those.
-        preprocessing: Each image file to the pixels cached: ``XRayPreprocessing`` (default: no crop, aspect
-            kept, grey), ``PlainPreprocessing`` (colour photographs) or ``FundusPreprocessing``.
+        preprocessing: Each image file to the pixels cached: ``XRayPreprocessing`` (unset: ``XRayPreprocessing()``,
+            no crop, aspect kept, grey), ``PlainPreprocessing`` (colour photographs) or ``FundusPreprocessing``.
         **kwargs: Split settings (``val_size``, ``test_size`` where the table gives no splits, ``num_folds``,
             ``fold``, ``split_seed``) of :class:`~medcls.data.labelled.LabelledImagesDataModule`, and its cache,
             transform, loader and prediction settings.
@@ -60,7 +58,7 @@ class TableDataModule(LabelledImagesDataModule):
         split_column: str | None = None,
         missing_labels: Literal["drop", "mask"] = "drop",
         ordinal_tasks: list[str] | None = None,
-        preprocessing: Preprocessing = lazy_instance(XRayPreprocessing),  # noqa: B008 (immutable, built once)
+        preprocessing: Preprocessing | None = None,
         **kwargs: Any,
     ) -> None:
         if not label_columns:
@@ -75,7 +73,7 @@ class TableDataModule(LabelledImagesDataModule):
         names = given if all(column in given for column in label_columns) else self.read_labelled().class_names
         self.predict_image_column = image_column
         names = {column: list(names[column]) for column in label_columns}
-        super().__init__(root, preprocessing, names, ordinal_tasks, **kwargs)
+        super().__init__(root, preprocessing or XRayPreprocessing(), names, ordinal_tasks, **kwargs)
 
     def read_labelled(self) -> LabelledImages:
         """Read and validate the table and its images."""

@@ -10,7 +10,7 @@ from medcls.data.preprocessing.fundus import FundusPreprocessing
 OPTIONS = [
     "root", "cache_dir", "image_size", "contrast", "cache_format", "skip_corrupt", "preprocess_workers", "input_size",
     "train_transforms", "eval_transforms", "select_tasks", "binary_views", "balance", "train_fraction",
-    "train_fraction_seed", "predict_images", "batch_size", "eval_batch_size", "num_workers", "augment",
+    "train_fraction_seed", "all_as_test", "predict_images", "batch_size", "eval_batch_size", "num_workers", "augment",
 ]  # fmt: skip
 
 

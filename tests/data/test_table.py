@@ -6,11 +6,11 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 
-from medcls.data import TableDataModule
+from medcls.data import FolderDataModule, TableDataModule
 from medcls.data.preprocessing import FundusPreprocessing, PlainPreprocessing, XRayPreprocessing
 from medcls.data.readers.idrid import read_idrid
 from medcls.errors import ConfigError
-from tests.data.own_images import write_png_table
+from tests.data.own_images import write_class_folders, write_png_table
 
 
 def table_data(root: Path, table: Path, **kwargs) -> TableDataModule:
@@ -182,3 +182,20 @@ def test_a_csv_of_fundus_photographs_with_patient_ids_is_graded_with_the_fundus_
     ready(data)
     assert next(iter(data.train_dataloader()))["image"].shape[1:] == (3, 32, 32)
     assert not patients(data.splits["train"]) & patients(data.splits["test"])
+
+
+def test_all_as_test_makes_the_whole_data_set_the_test_split(tmp_path: Path) -> None:
+    table = write_png_table(tmp_path, 12, split=True)
+    data = table_data(tmp_path, table, split_column="split", all_as_test=True)
+    splits = data._split()
+    assert not splits["train"] and not splits["val"] and len(splits["test"]) == 12
+    with pytest.raises(ConfigError, match="the train split .* holds no images.*--data.all_as_test"):
+        ready(data, "fit")
+
+
+def test_unset_preprocessing_is_the_xray_one_for_tables_and_the_plain_one_for_folders(tmp_path: Path) -> None:
+    table = write_png_table(tmp_path / "table", 8)
+    data = TableDataModule(table, table.parent, ["diagnosis"], cache_dir=tmp_path / "cache")
+    assert data.preprocessing == XRayPreprocessing() and data.input_shape == (1, 224, 224)
+    folders = FolderDataModule(write_class_folders(tmp_path / "folders", 8), cache_dir=tmp_path / "cache")
+    assert folders.preprocessing == PlainPreprocessing() and folders.input_shape == (3, 224, 224)

@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from medcls.data.readers import idrid, messidor
-from medcls.synthetic import trees, write_idrid_tree, write_messidor_tree
+from medcls.data.readers import aptos, eyepacs, idrid, messidor, messidor2
+from medcls.synthetic import (
+    trees,
+    write_aptos_tree,
+    write_eyepacs_tree,
+    write_idrid_tree,
+    write_messidor2_tree,
+    write_messidor_tree,
+)
 
 SIZE = (144, 96)
 REPO = Path(__file__).resolve().parents[2]
@@ -139,6 +146,94 @@ def test_messidor_xls_bytes_are_deterministic(tmp_path):
     assert digests(first) == digests(write_messidor_tree(tmp_path / "b", per_base=1, size=(64, 43), seed=2))
 
 
+# --------------------------------------------------------------------------- EyePACS, APTOS, Messidor-2 trees
+
+
+def read_csv(path: Path, delimiter: str = ",") -> list[list[str]]:
+    with open(path, newline="", encoding="utf-8") as file:
+        return list(csv.reader(file, delimiter=delimiter))
+
+
+def test_eyepacs_tree_lists_names_without_extension_by_patient(tmp_path):
+    tree = write_eyepacs_tree(tmp_path, 5, test=3, size=(96, 64), seed=0)
+    assert tree == tmp_path / "diabetic-retinopathy-detection"
+    assert sorted(p.name for p in tree.iterdir()) == ["retinopathy_solution.csv", "test", "train", "trainLabels.csv"]
+    train, test = read_csv(tree / "trainLabels.csv"), read_csv(tree / "retinopathy_solution.csv")
+    assert tuple(train[0]) == eyepacs.HEADER and tuple(test[0]) == (*eyepacs.HEADER, eyepacs.USAGE)
+    patients = {}
+    for folder, rows in (("train", train[1:]), ("test", test[1:])):
+        assert sorted(p.name for p in (tree / folder).iterdir()) == sorted(f"{row[0]}.jpeg" for row in rows)
+        for name, level, *usage in rows:
+            assert re.fullmatch(r"\d+_(left|right)", name) and level in {"0", "1", "2", "3", "4"}
+            assert usage in ([], ["Public"], ["Private"])
+            patients.setdefault(folder, []).append(name.split("_")[0])
+        with Image.open(tree / folder / f"{rows[0][0]}.jpeg") as image:
+            assert image.format == "JPEG" and image.size == (96, 64)
+    # Both eyes of each patient but the last of an odd count; no patient in both splits.
+    assert [patients["train"].count(p) for p in dict.fromkeys(patients["train"])] == [2, 2, 1]
+    assert [patients["test"].count(p) for p in dict.fromkeys(patients["test"])] == [2, 1]
+    assert not set(patients["train"]) & set(patients["test"])
+    assert [r.labels["dr"] for r in eyepacs.read_eyepacs(tree)] == [int(row[1]) for row in train[1:]]
+    only_train = write_eyepacs_tree(tmp_path / "b", 2, size=(64, 43))
+    assert sorted(p.name for p in only_train.iterdir()) == ["train", "trainLabels.csv"]
+
+
+def test_aptos_tree_holds_a_copy_of_its_first_image(tmp_path):
+    tree = write_aptos_tree(tmp_path, 4, size=(64, 48), seed=0)
+    assert tree == tmp_path / "aptos2019-blindness-detection"
+    rows = read_csv(tree / aptos.LABELS)
+    assert tuple(rows[0]) == aptos.HEADER and len(rows) == 5
+    assert sorted(p.name for p in (tree / aptos.IMAGES).iterdir()) == sorted(f"{row[0]}.png" for row in rows[1:])
+    assert all(re.fullmatch(r"[0-9a-f]{12}", code) for code, _ in rows[1:])
+    images = [(tree / aptos.IMAGES / f"{code}.png").read_bytes() for code, _ in rows[1:]]
+    assert images[-1] == images[0] and len(set(images)) == 3 and rows[-1][1] == rows[1][1]
+    with Image.open(tree / aptos.IMAGES / f"{rows[1][0]}.png") as image:
+        assert image.format == "PNG" and image.size == (64, 48)
+
+
+def test_messidor2_tree_has_the_distributed_quirks(tmp_path):
+    tree = write_messidor2_tree(tmp_path, 4, size=(64, 43), seed=0)
+    assert tree == tmp_path / "messidor-2"
+    files = sorted(p.name for p in (tree / messidor2.IMAGES).iterdir())
+    assert len(files) == 8 and sum(name.endswith("_PP.tif") for name in files) == 4
+    assert sum(bool(re.fullmatch(r"IM\d{6}\.JPG", name)) for name in files) == 4
+    grades = read_csv(tree / messidor2.GRADES)
+    assert tuple(grades[0]) == messidor2.GRADES_HEADER
+    listed = [row[0] for row in grades[1:]]
+    assert sorted(name.replace(".png", ".tif").replace(".jpg", ".JPG") for name in listed) == files
+    assert not any(name.endswith((".tif", ".JPG")) for name in listed)  # the wrong extensions, as distributed
+    assert grades[-1][1:] == ["", "", "0"] and all(row[3] == "1" for row in grades[1:-1])
+    exams = read_csv(tree / messidor2.EXAMS, delimiter=";")
+    assert tuple(exams[0]) == messidor2.EXAMS_HEADER and ["", ""] in exams
+    assert sorted(name for row in exams[1:] for name in row if name) == files
+    records = messidor2.read_messidor2(tree)
+    assert len(records) == 7 and all(r.group.startswith("exam/") for r in records)
+
+
+@pytest.mark.parametrize(
+    ("write", "kwargs"),
+    [
+        (write_eyepacs_tree, {"train": 3, "test": 2}),
+        (write_aptos_tree, {"train": 3}),
+        (write_messidor2_tree, {"exams": 2}),
+    ],
+)
+def test_public_trees_are_deterministic_atomic_and_kept(tmp_path, monkeypatch, write, kwargs):
+    first = digests(write(tmp_path / "a", size=(64, 43), seed=3, **kwargs))
+    assert first == digests(write(tmp_path / "b", size=(64, 43), seed=3, **kwargs))
+    assert first != digests(write(tmp_path / "c", size=(64, 43), seed=4, **kwargs))
+    tree = write(tmp_path / "a", size=(96, 64), seed=9, **kwargs)
+    assert digests(tree) == first  # an existing tree is complete: kept as it is
+
+    def interrupted(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(trees, "draw_fundus", interrupted)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        write(tmp_path / "d", size=(64, 43), **kwargs)
+    assert list((tmp_path / "d").iterdir()) == []
+
+
 # --------------------------------------------------------------------------- script
 
 
@@ -155,6 +250,22 @@ def test_script_writes_a_tree(tmp_path, capsys):
     with pytest.raises(SystemExit):
         script.main(["idrid", str(tmp_path / "none"), "--train", "0"])
     assert "--train: expected a whole number at least 1; got 0" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
+def test_script_writes_the_public_layouts(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("make_synthetic_fundus", REPO / "scripts/make_synthetic_fundus.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    common = ["--size", "64x43", "--seed", "1"]
+    eyepacs_tree = script.main(["eyepacs", str(tmp_path), "--train", "3", "--test", "0", *common])
+    assert len(list((eyepacs_tree / "train").iterdir())) == 3 and not (eyepacs_tree / "test").exists()
+    assert len(list((script.main(["aptos", str(tmp_path), "--train", "3", *common]) / "train_images").iterdir())) == 3
+    messidor2_tree = script.main(["messidor2", str(tmp_path), "--exams", "2", *common])
+    assert len(list((messidor2_tree / "IMAGES").iterdir())) == 4
+    with pytest.raises(SystemExit):
+        script.main(["idrid", str(tmp_path / "none"), "--test", "0"])
+    assert "--test: IDRiD needs at least 1 test image" in capsys.readouterr().err
     assert not (tmp_path / "none").exists()
 
 
