@@ -144,8 +144,9 @@ def logged_images(logger: TensorBoardLogger) -> dict[str, int]:
 
 
 def shown_images(figure: Figure) -> list[tuple[np.ndarray, str]]:
-    """The pixels and title of every image of a grid."""
-    return [(ax.images[0].get_array(), ax.get_title()) for ax in figure.axes if ax.images]
+    """The pixels and title of every image of a grid (one axes: the images in order, each with its text)."""
+    (ax,) = figure.axes
+    return [(image.get_array(), text.get_text()) for image, text in zip(ax.images, ax.texts, strict=True)]
 
 
 def matching(pixels: np.ndarray, images: Tensor) -> int:

@@ -48,4 +48,4 @@ def test_image_grid_shows_values_as_they_are_and_prediction_grid_stretches_each_
     assert shown.get_clim() == (0, 1)
     grid = prediction_grid(images, ["right", "wrong"], [True, False])
     np.testing.assert_allclose(grid.axes[0].images[0].get_array(), [[0.0, 0.4 / 1.3, 1.0]] * 2, rtol=1e-6)
-    assert [ax.title.get_color() for ax in grid.axes[:2]] == ["tab:green", "tab:red"]
+    assert [text.get_color() for text in grid.axes[0].texts] == ["tab:green", "tab:red"]
