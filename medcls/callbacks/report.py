@@ -113,7 +113,7 @@ class EvaluationReport(Callback):
         for task, task_scores in scores.items():
             matrix = confusion_matrix(task_scores, truths[task])
             for normalised, suffix, name in ((False, "", "counts"), (True, "_normalised", "row-normalised")):
-                title = f"{task}: confusion matrix, {name} (rows: true, columns: predicted)"
+                title = f"{task}: confusion matrix on test, {name}"  # the axes say which is true, which predicted
                 figure = confusion_figure(matrix, names[task], title, normalised=normalised)
                 _publish(trainer, figure, out / f"confusion_{task}{suffix}.png", f"test/confusion{suffix}/{task}")
         for name, (question, truth) in binary_questions(scores, truths, views).items():
