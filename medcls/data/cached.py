@@ -19,7 +19,7 @@ from medcls.data.cache import CacheSettings, ImageCache, build_cache
 from medcls.data.preprocessing import Preprocessing
 from medcls.data.readers.records import MISSING_LABEL, Record
 from medcls.data.readers.table import read_unlabelled
-from medcls.data.splits import joint_labels, stratified_holdout
+from medcls.data.splits import holdout
 from medcls.data.transforms import default_eval_transforms, default_train_transforms
 from medcls.errors import ConfigError, summarise_error
 from medcls.io import atomic_write
@@ -259,11 +259,8 @@ class CachedImageDataModule(TaskDataModule):
                     f"{len(train)}; give at most {len(train)}, or a fraction."
                 )
             if self.train_fraction not in (1.0, len(train)):
-                _, kept = stratified_holdout(
-                    train, self.train_fraction, seed=self.train_fraction_seed, stratify=joint_labels,
-                    option="--data.train_fraction",
-                )  # fmt: skip
-                splits["train"] = [train[i] for i in kept]
+                seed = self.train_fraction_seed
+                _, splits["train"] = holdout(train, self.train_fraction, seed=seed, option="--data.train_fraction")
         return splits
 
     def prepare_data(self) -> None:
