@@ -6,21 +6,22 @@ weighted for ordered classes), precision, recall and F1, and for binary tasks th
 NPV and F1 at operating points chosen beforehand on the validation set (see :mod:`medcls.metrics.thresholds`); a
 graded task's binary questions (:mod:`medcls.metrics.binary`) get the binary metrics and operating points.
 
-The metrics are plain numpy: the bootstrap evaluates each of them about a thousand times.
+The metrics are written as functions of how often each image is drawn (:class:`TaskMetrics`, a statistic in the sense
+of :mod:`medcls.metrics.bootstrap`), so that one call evaluates the whole test set or a thousand bootstrap resamples
+at once: confusion matrices are sums of the counts over the images of each cell, AUCs cumulative sums over images
+sorted once by score. Every sum is of whole numbers until each metric's final divisions, which are those of the
+metric computed on the drawn images themselves: the values on the whole test set are the same floats.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping
-from functools import partial
+from collections.abc import Mapping
 
 import numpy as np
-import torch
 
-from medcls.metrics.stats import bootstrap_ci
-from medcls.metrics.thresholds import confusion_at
+from medcls.metrics.bootstrap import Interval, Resampling, bootstrap_intervals
 
 #: Rates reported at each operating point of a binary task, as named by :func:`~medcls.metrics.thresholds.confusion_at`.
 OPERATING_POINT_RATES = ("sensitivity", "specificity", "ppv", "npv", "f1")
@@ -57,10 +58,12 @@ def evaluate_task(
     ``<name>/f1``, and ``<name>/threshold`` itself. Choose these thresholds on the validation set: choosing them on
     the test set would overstate the results.
 
-    The intervals resample the test set's images, or whole groups when ``groups`` is given (see
-    :func:`~medcls.metrics.stats.bootstrap_ci`); all metrics see the same resamples. A metric undefined on the whole
+    The intervals are percentile bootstrap intervals that resample the test set's images, or whole groups when
+    ``groups`` is given (see :class:`~medcls.metrics.bootstrap.Resampling`); all metrics see the same resamples, and
+    all resamples are evaluated together (:class:`TaskMetrics`). A metric undefined on the whole
     test set (e.g. AUC with one class only) is NaN with a NaN interval; one undefined on more than half of the
-    resamples (too few images of a class) keeps its value, gets a NaN interval and a warning.
+    resamples (too few images of a class) keeps its value, gets a NaN interval and a warning; one undefined on fewer
+    resamples gets its interval from the others, with a warning saying how many were skipped.
 
     Example:
         Referable DR from a 5-grade DR head, with the Youden threshold chosen on validation::
@@ -86,40 +89,116 @@ def evaluate_task(
         ValueError: If the shapes or labels are invalid, ``groups`` does not match the images, or operating points
             are given for a task with more than two classes.
     """
-    probabilities, labels = validated_predictions(probabilities, labels)
-    num_classes = probabilities.shape[1]
-    if operating_points and num_classes != 2:
-        raise ValueError(
-            f"operating points need a binary task, got {num_classes} classes; use binary_view() to make one"
-        )
-    if groups is not None and len(groups) != len(labels):
-        raise ValueError(f"groups has {len(groups)} entries for {len(labels)} images")
+    metrics = TaskMetrics(probabilities, labels, operating_points=operating_points, ordinal=ordinal)
+    resampling = Resampling(metrics.n_images, groups, n_resamples, seed)
+    intervals = bootstrap_intervals({"task": metrics}, resampling)["task"]
+    for name, interval in intervals.items():
+        if interval.problem:
+            warnings.warn(f"{name}: {interval.problem}", stacklevel=2)
+    return metrics.results(intervals)
 
-    results: dict[str, dict[str, float]] = {"n": _exact(len(labels))}
 
-    def add(name: str, metric: Callable[..., float], *arrays: np.ndarray) -> None:
-        results[name] = _with_ci(name, metric, arrays, groups=groups, n_resamples=n_resamples, seed=seed)
+class TaskMetrics:
+    """Every metric of one task (see :func:`evaluate_task`) as a statistic of bootstrap counts.
 
-    # The argmax once, not in each of the thousand resamples of each metric.
-    predictions = probabilities.argmax(1)
-    add("accuracy", _accuracy, labels, predictions)
-    add("balanced_accuracy", partial(_balanced_accuracy, num_classes=num_classes), labels, predictions)
-    if num_classes == 2:
-        add("auc", _binary_auc, labels, probabilities[:, 1])
-    else:
-        add("auc", _macro_auc, labels, probabilities)
-        for k in range(num_classes):
-            add(f"auc_class_{k}", _binary_auc, labels == k, probabilities[:, k])
-    add("kappa", partial(_kappa, num_classes=num_classes, ordinal=ordinal), labels, predictions)
-    for name, index in (("precision", 0), ("recall", 1), ("f1", 2), ("specificity", 3), ("npv", 4)):
-        add(name, partial(_averaged_rate, num_classes=num_classes, index=index), labels, predictions)
+    Called with N x C counts, how often each image is drawn by each of C resamples (a column of ones for the test
+    set itself), it returns metric name -> C values, NaN where the metric is undefined. Each value is the metric of
+    the images drawn, computed as :func:`evaluate_task` documents.
 
-    for point, threshold in (operating_points or {}).items():
-        for rate in OPERATING_POINT_RATES:
-            rate_at = partial(_rate_at, threshold=float(threshold), rate=rate)
-            add(f"{point}/{rate}", rate_at, labels, probabilities[:, 1])
-        results[f"{point}/threshold"] = _exact(threshold)
-    return results
+    Example:
+        The intervals of a task and of its binary view on the same resamples of patients::
+
+            resampling = Resampling(len(labels), groups=patient_ids, n_resamples=1000)
+            metrics = {"dr": TaskMetrics(dr, labels), "referable_dr": TaskMetrics(*binary_view(dr, labels, 2))}
+            intervals = bootstrap_intervals(metrics, resampling)
+            metrics["dr"].results(intervals["dr"])  # as evaluate_task returns them
+
+    Args:
+        probabilities: N x K class probabilities (K >= 2).
+        labels: N reference class indices in ``[0, K)``.
+        operating_points: Optional thresholds on P(class 1) by name, for binary tasks only.
+        ordinal: Whether the classes are ordered (grades); decides the kappa's weights.
+
+    Raises:
+        ValueError: If the shapes or labels are invalid, or operating points are given for more than two classes.
+    """
+
+    def __init__(
+        self,
+        probabilities: np.ndarray,
+        labels: np.ndarray,
+        *,
+        operating_points: Mapping[str, float] | None = None,
+        ordinal: bool = True,
+    ) -> None:
+        probabilities, labels = validated_predictions(probabilities, labels)
+        self.num_classes = num_classes = probabilities.shape[1]
+        if operating_points and num_classes != 2:
+            raise ValueError(
+                f"operating points need a binary task, got {num_classes} classes; use binary_view() to make one"
+            )
+        self.n_images = len(labels)
+        self.operating_points = {name: float(threshold) for name, threshold in (operating_points or {}).items()}
+        self.ordinal = ordinal
+        # The images of a cell of the argmax confusion matrix are one run in the images sorted by cell; those of
+        # the four cells (true class, called positive) of every operating point are runs in the images sorted by
+        # class, then score.
+        cells = labels * num_classes + probabilities.argmax(1)
+        by_cell = np.argsort(cells, kind="stable")
+        bounds = np.searchsorted(cells[by_cell], np.arange(num_classes**2 + 1))
+        self._confusion = _RunCounts(by_cell, np.stack([bounds[:-1], bounds[1:]], 1))
+        self._points = None
+        if self.operating_points:
+            by_score = np.lexsort((probabilities[:, 1], labels))
+            thresholds = list(self.operating_points.values())
+            runs = _operating_point_runs(labels[by_score], probabilities[by_score, 1], thresholds)
+            self._points = _RunCounts(by_score, runs)
+        scored = [1] if num_classes == 2 else range(num_classes)
+        self._aucs = [_WeightedAuc(labels == k, probabilities[:, k]) for k in scored]
+
+    def __call__(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """Every metric on each resample.
+
+        Args:
+            counts: N x C float64 counts of each image in each of C resamples.
+
+        Returns:
+            Metric name -> C values (NaN where undefined), in the order :func:`evaluate_task` reports them.
+        """
+        k = self.num_classes
+        confusion = self._confusion(counts).reshape(-1, k, k)
+        values = {
+            "accuracy": np.trace(confusion, axis1=1, axis2=2) / confusion.sum((1, 2)),
+            "balanced_accuracy": _balanced_accuracy(confusion),
+        }
+        aucs = np.stack([auc(counts) for auc in self._aucs], axis=1)
+        if k == 2:
+            values["auc"] = aucs[:, 0]
+        else:
+            values["auc"] = aucs.mean(1)  # NaN where any class is missing: its AUC is undefined
+            values |= {f"auc_class_{c}": aucs[:, c] for c in range(k)}
+        values["kappa"] = _kappa(confusion, self.ordinal)
+        values |= _averaged_rates(confusion)
+        if self._points is not None:
+            cells = self._points(counts)
+            for index, point in enumerate(self.operating_points):
+                rates = _rates_at(cells[:, 4 * index : 4 * index + 4])
+                values |= {f"{point}/{rate}": rates[rate] for rate in OPERATING_POINT_RATES}
+        return values
+
+    def results(self, intervals: Mapping[str, Interval]) -> dict[str, dict[str, float]]:
+        """The task's entries of the report from its metrics' intervals, as :func:`evaluate_task` returns them.
+
+        Args:
+            intervals: Metric name -> interval, as :func:`~medcls.metrics.bootstrap.bootstrap_intervals` gives them.
+        """
+        results = {"n": _exact(self.n_images)}
+        for name, interval in intervals.items():
+            results[name] = interval.as_dict()
+            point, _, rate = name.rpartition("/")
+            if point in self.operating_points and rate == OPERATING_POINT_RATES[-1]:
+                results[f"{point}/threshold"] = _exact(self.operating_points[point])
+        return results
 
 
 def validated_predictions(probabilities: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,38 +241,7 @@ def _exact(value: float) -> dict[str, float]:
     return {"value": value, "ci_low": value, "ci_high": value}
 
 
-def _with_ci(
-    name: str,
-    metric: Callable[..., float],
-    arrays: tuple[np.ndarray, ...],
-    *,
-    groups: np.ndarray | None,
-    n_resamples: int,
-    seed: int,
-) -> dict[str, float]:
-    """The metric's value and bootstrap interval, NaN where undefined, with ``name`` in any warning."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        value = float(metric(*arrays))
-    if not math.isfinite(value):
-        return {"value": math.nan, "ci_low": math.nan, "ci_high": math.nan}
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            _, low, high = bootstrap_ci(metric, *arrays, groups=groups, n_resamples=n_resamples, seed=seed)
-        except ValueError as error:
-            # Inputs were validated and the value is defined, so this is "undefined on most resamples": the test
-            # set is too small for an interval of this metric, which is worth a warning rather than losing the rest.
-            warnings.warn(f"{name}: no confidence interval: {error}", stacklevel=1)
-            low = high = math.nan
-    for warning in caught:
-        # Re-emitted with the metric's name (bootstrap_ci's own message cannot say which metric it was), pointing at
-        # the caller of evaluate_task.
-        message = str(warning.message)
-        warnings.warn(message if message.startswith(f"{name}:") else f"{name}: {message}", warning.category, 4)
-    return {"value": value, "ci_low": low, "ci_high": high}
-
-
-# ---------------------------------------------------------------- metrics (numpy; NaN where undefined)
+# ---------------------------------------------------------------- metrics of C confusion matrices (NaN where undefined)
 
 
 def _confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
@@ -202,71 +250,179 @@ def _confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: 
     return counts.reshape(num_classes, num_classes)
 
 
-def _accuracy(labels: np.ndarray, predictions: np.ndarray) -> float:
-    return np.count_nonzero(labels == predictions) / len(labels)
+def _balanced_accuracy(confusion: np.ndarray) -> np.ndarray:
+    """Mean recall over the classes present, of C x K x K confusion matrices."""
+    support = confusion.sum(2)
+    recalls = _ratio(np.diagonal(confusion, axis1=1, axis2=2), support, otherwise=0.0)
+    return _mean_where(recalls, support > 0)
 
 
-def _balanced_accuracy(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> float:
-    matrix = _confusion_matrix(labels, predictions, num_classes)
-    support = matrix.sum(1)
-    present = support > 0
-    return float((np.diag(matrix)[present] / support[present]).mean())
+def _averaged_rates(confusion: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall, F1, specificity and NPV of C x K x K confusion matrices: of class 1 if binary, else macro.
 
-
-def _averaged_rate(labels: np.ndarray, predictions: np.ndarray, num_classes: int, index: int) -> float:
-    """One rate of the argmax predictions, of class 1 if binary, else macro over the classes seen (one vs rest).
-
-    ``index``: 0 precision (PPV), 1 recall (sensitivity), 2 F1, 3 specificity, 4 NPV.
+    Macro averages are over the classes seen, those that occur or are predicted; a rate with a zero denominator is 0,
+    as scikit-learn's default ``zero_division`` gives it.
     """
-    matrix = _confusion_matrix(labels, predictions, num_classes)
-    true_positives = np.diag(matrix).astype(np.float64)
-    predicted, actual = matrix.sum(0), matrix.sum(1)
-    true_negatives = matrix.sum() - predicted - actual + true_positives
-    # Zero where the denominator is zero, as scikit-learn's default zero_division does.
-    denominators = (predicted, actual, predicted + actual, matrix.sum() - actual, matrix.sum() - predicted)
-    numerators = (true_positives, true_positives, 2 * true_positives, true_negatives, true_negatives)
-    rates = np.divide(numerators[index], denominators[index], out=np.zeros(num_classes), where=denominators[index] > 0)
-    if num_classes == 2:
-        return float(rates[1])
-    return float(rates[(predicted + actual) > 0].mean())
+    true_positives = np.diagonal(confusion, axis1=1, axis2=2)
+    predicted, actual = confusion.sum(1), confusion.sum(2)
+    total = actual.sum(1, keepdims=True)
+    true_negatives = total - predicted - actual + true_positives
+    fractions = {
+        "precision": (true_positives, predicted),
+        "recall": (true_positives, actual),
+        "f1": (2 * true_positives, predicted + actual),
+        "specificity": (true_negatives, total - actual),
+        "npv": (true_negatives, total - predicted),
+    }
+    rates = {name: _ratio(*fraction, otherwise=0.0) for name, fraction in fractions.items()}
+    if confusion.shape[1] == 2:
+        return {name: rate[:, 1] for name, rate in rates.items()}
+    seen = (predicted + actual) > 0
+    return {name: _mean_where(rate, seen) for name, rate in rates.items()}
 
 
-def _kappa(labels: np.ndarray, predictions: np.ndarray, num_classes: int, ordinal: bool) -> float:
-    """Cohen's kappa, 1 - observed / chance-expected disagreement.
+def _kappa(confusion: np.ndarray, ordinal: bool) -> np.ndarray:
+    """Cohen's kappa of C x K x K confusion matrices, 1 - observed / chance-expected disagreement.
 
     Disagreement weights (i - j)^2 for ordered classes (quadratic weighted kappa), 1 for any disagreement otherwise.
     """
-    observed = _confusion_matrix(labels, predictions, num_classes)
-    expected = np.outer(observed.sum(1), observed.sum(0)) / len(labels)
+    resamples, num_classes, _ = confusion.shape
+    actual, predicted = confusion.sum(2), confusion.sum(1)
+    expected = actual[:, :, None] * predicted[:, None, :] / actual.sum(1)[:, None, None]
     # Distances between the grades themselves, so a grade missing from a resample does not shift the weights.
     grades = np.arange(num_classes)
     weights = (grades[:, None] - grades[None, :]) ** 2 if ordinal else (grades[:, None] != grades[None, :])
-    chance = (weights * expected).sum()
-    return 1 - (weights * observed).sum() / chance if chance > 0 else math.nan
+    # Row-major, so that each resample's sum is taken in the order of a 1-D array whatever the layout of the input
+    # (numpy sums the rows of a column-major array column after column, which rounds differently).
+    chance = np.ascontiguousarray(weights * expected).reshape(resamples, -1).sum(1)
+    disagreement = (weights * confusion).reshape(resamples, -1).sum(1)  # whole numbers: any order is exact
+    return 1 - _ratio(disagreement, chance, otherwise=math.nan)
 
 
-def _binary_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """AUC of scores for 0/1 labels via midranks: the share of (positive, negative) pairs ranked right, ties half."""
-    positive = labels == 1
-    n_pos = np.count_nonzero(positive)
-    n_neg = len(labels) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    # The positives' midranks, as scipy.stats.rankdata gives them, read off the sorted scores: a score's midrank is
-    # (number below) + (number equal + 1) / 2. rankdata's own per-call overhead dominated the bootstrap's run time.
-    ordered = np.sort(scores)
-    positives = scores[positive]
-    below = np.searchsorted(ordered, positives, "left").sum()
-    below_or_equal = np.searchsorted(ordered, positives, "right").sum()
-    midrank_sum = (below + below_or_equal + n_pos) / 2
-    return float((midrank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+def _rates_at(cells: np.ndarray) -> dict[str, np.ndarray]:
+    """:data:`OPERATING_POINT_RATES` from C x 4 counts of (negative, positive) x (not called, called) images.
+
+    As :func:`~medcls.metrics.thresholds.confusion_at` computes them, NaN where the denominator is zero.
+    """
+    tn, fp, fn, tp = cells.T
+    fractions = {
+        "sensitivity": (tp, tp + fn),
+        "specificity": (tn, tn + fp),
+        "ppv": (tp, tp + fp),
+        "npv": (tn, tn + fn),
+        "f1": (2 * tp, 2 * tp + fp + fn),
+    }
+    return {name: _ratio(*fraction, otherwise=math.nan) for name, fraction in fractions.items()}
 
 
-def _macro_auc(labels: np.ndarray, probabilities: np.ndarray) -> float:
-    """Mean one-vs-rest AUC over all classes; NaN if any class is missing (its AUC is undefined)."""
-    return float(np.mean([_binary_auc(labels == k, probabilities[:, k]) for k in range(probabilities.shape[1])]))
+def _ratio(numerator: np.ndarray, denominator: np.ndarray, otherwise: float) -> np.ndarray:
+    """The ratio of two arrays, ``otherwise`` where the denominator is zero."""
+    out = np.full(np.broadcast(numerator, denominator).shape, otherwise)
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
-def _rate_at(labels: np.ndarray, scores: np.ndarray, threshold: float, rate: str) -> float:
-    """One rate of :func:`~medcls.metrics.thresholds.confusion_at` at a fixed threshold."""
-    return confusion_at(torch.from_numpy(scores), torch.from_numpy(labels), threshold)[rate]
+def _mean_where(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Each row's mean over its entries where ``mask`` holds, C x K -> C.
+
+    Rows that select the same entries are averaged together, each as numpy averages the 1-D array of its selected
+    entries: a resample's mean is then the same float whether computed alone or with others.
+    """
+    means = np.empty(len(values))
+    patterns, which = np.unique(mask, axis=0, return_inverse=True)
+    for index, pattern in enumerate(patterns):
+        rows = which.ravel() == index
+        # Row-major, so that each row is summed in the order of a 1-D array (the selection can come out
+        # column-major, and numpy would then sum column after column, rounding differently).
+        means[rows] = np.ascontiguousarray(values[rows][:, pattern]).mean(1)
+    return means
+
+
+def _operating_point_runs(labels: np.ndarray, scores: np.ndarray, thresholds: list[float]) -> np.ndarray:
+    """The runs of the (negative, positive) x (not called, called) cells of each threshold, 4 per threshold.
+
+    Args:
+        labels: 0/1 labels, sorted.
+        scores: Scores, sorted within each class.
+        thresholds: Images are called positive where ``score >= threshold``.
+
+    Returns:
+        4T x 2 (start, stop) positions: TN, FP, FN, TP for each threshold in turn.
+    """
+    negatives = int(np.searchsorted(labels, 1))
+    runs = []
+    for threshold in thresholds:
+        # The images of a class scored below the threshold come first in it.
+        negative_below = int(np.searchsorted(scores[:negatives], threshold, "left"))
+        positive_below = negatives + int(np.searchsorted(scores[negatives:], threshold, "left"))
+        cells = (0, negative_below), (negative_below, negatives), (negatives, positive_below)
+        runs += [*cells, (positive_below, len(labels))]
+    return np.array(runs)
+
+
+class _RunCounts:
+    """How often the images of runs of a fixed order are drawn, as a statistic: N x C counts -> C x runs.
+
+    The images in that order are cut into segments at every run's ends, each segment's counts summed once
+    (``reduceat``), and a run's count is a difference of the cumulative sums of the segments: whole numbers, exact.
+    This is cheaper than a matrix product with each image's cell and needs no BLAS, whose threads would compete with
+    the rest on a busy machine.
+
+    Args:
+        order: The images, in the order of the runs.
+        runs: R x 2 (start, stop) positions in ``order``; ``start == stop`` is an empty run.
+    """
+
+    def __init__(self, order: np.ndarray, runs: np.ndarray) -> None:
+        self._order = order
+        edges = np.unique(np.concatenate([runs.ravel(), [0, len(order)]]))
+        self._segments = edges[:-1]  # each starts a segment that ends at the next edge, none empty
+        self._starts, self._stops = np.searchsorted(edges, runs[:, 0]), np.searchsorted(edges, runs[:, 1])
+
+    def __call__(self, counts: np.ndarray) -> np.ndarray:
+        """C x R counts of the runs' images in each of the C resamples of N x C ``counts``."""
+        cumulative = np.zeros((len(self._segments) + 1, counts.shape[1]))
+        np.cumsum(np.add.reduceat(counts[self._order], self._segments, axis=0), axis=0, out=cumulative[1:])
+        return np.ascontiguousarray((cumulative[self._stops] - cumulative[self._starts]).T)
+
+
+class _WeightedAuc:
+    """The AUC of scores for a 0/1 reference, as a statistic of bootstrap counts (N x C -> C, NaN with one class).
+
+    The AUC is the share of (positive, negative) pairs ranked right, ties counting half. Weighted by the counts, the
+    pairs that one class's image ranks below itself (ties counting half) are its count times the cumulative count of
+    the other class up to its score: one cumulative sum over the other class in score order, sorted once, read off at
+    each image's place. The cumulative sum is the costly part, so it runs over the smaller class: for a rare class,
+    its positives.
+
+    Args:
+        positive: N booleans, the reference.
+        scores: N scores, higher meaning positive.
+    """
+
+    def __init__(self, positive: np.ndarray, scores: np.ndarray) -> None:
+        positives, negatives = np.flatnonzero(positive), np.flatnonzero(~positive)
+        self._accumulate_positives = len(positives) < len(negatives)
+        accumulated, looked_up = (positives, negatives) if self._accumulate_positives else (negatives, positives)
+        self._accumulated = accumulated[np.argsort(scores[accumulated], kind="stable")]
+        self._looked_up = looked_up
+        ordered, scores_looked_up = scores[self._accumulated], scores[looked_up]
+        self._below = np.searchsorted(ordered, scores_looked_up, "left")
+        below_or_tied = np.searchsorted(ordered, scores_looked_up, "right")
+        # Ties across the classes are few: their second look-up is done for them alone.
+        self._tied = np.flatnonzero(below_or_tied != self._below)
+        self._below_or_tied = below_or_tied[self._tied]
+
+    def __call__(self, counts: np.ndarray) -> np.ndarray:
+        """The AUC on each resample of N x C ``counts``."""
+        cumulative = np.zeros((len(self._accumulated) + 1, counts.shape[1]))
+        np.cumsum(counts[self._accumulated], axis=0, out=cumulative[1:])
+        # Per looked-up image, twice the other class's images below it plus those tied with it: whole numbers.
+        below = cumulative[self._below]
+        doubled = below + below
+        doubled[self._tied] += cumulative[self._below_or_tied] - below[self._tied]
+        looked_up = counts[self._looked_up]
+        twice_ranked_below = np.einsum("ij,ij->j", looked_up, doubled)
+        pairs = looked_up.sum(0) * cumulative[-1]
+        # The pairs ranked right are those with the negative below; with the positives accumulated, the others.
+        twice_u = 2 * pairs - twice_ranked_below if self._accumulate_positives else twice_ranked_below
+        return _ratio(twice_u / 2, pairs, otherwise=math.nan)

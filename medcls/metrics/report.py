@@ -10,7 +10,6 @@ import csv
 import json
 import logging
 import math
-import warnings
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -20,8 +19,8 @@ import numpy as np
 from medcls.errors import DataError
 from medcls.io import atomic_write
 from medcls.metrics.binary import BinaryViews, binary_questions
-from medcls.metrics.evaluation import evaluate_task
-from medcls.metrics.stats import bootstrap_ci
+from medcls.metrics.bootstrap import Interval, Resampling, Statistics, bootstrap_intervals
+from medcls.metrics.evaluation import TaskMetrics
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +39,10 @@ def evaluate_predictions(
 ) -> dict[str, Any]:
     """Every metric of every task and binary question of a test set, with its bootstrap confidence interval.
 
-    Bootstrap resamples on which a metric is undefined (an AUC on a resample without positives) are summarised in
-    one logged line for the whole report. Each task and its binary questions are evaluated on the images labelled for
+    All metrics of a task and its binary questions are computed on the same resamples, all resamples at once (see
+    :mod:`medcls.metrics.bootstrap`), as :func:`~medcls.metrics.evaluation.evaluate_task` computes them for each
+    alone. Bootstrap resamples on which a metric is undefined (an AUC on a resample without positives) are summarised
+    in one logged line for the whole report. Each task and its binary questions are evaluated on the images labelled for
     the task (a label of -1 marks an image unlabelled for it); the joint accuracy on the images labelled for all.
 
     Args:
@@ -62,7 +63,6 @@ def evaluate_predictions(
     """
     points = operating_points or {}
     views = binary_views or {}
-    options = {"n_resamples": n_resamples, "seed": seed}
     first = next(iter(labels.values()))
     metrics: dict[str, Any] = {
         "n": len(first),
@@ -75,28 +75,24 @@ def evaluate_predictions(
     task_of = {task: task for task in probabilities} | {name: task for name, (task, _) in views.items()}
     questions = {task: (p[labelled[task]], labels[task][labelled[task]]) for task, p in probabilities.items()}
     questions |= binary_questions(probabilities, labels, views)
-    undefined: list[str] = []  # question/metric of each metric undefined on some resamples
-    for name, (question, truth) in questions.items():
-        task = task_of[name]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            metrics[name] = evaluate_task(
-                question, truth, operating_points=points.get(name), ordinal=task in ordinal_tasks,
-                groups=None if groups is None else groups[labelled[task]], **options,
-            )  # fmt: skip
-        for warning in caught:
-            metric, _, message = str(warning.message).partition(": ")
-            if "bootstrap" in message:
-                undefined.append(f"{name}/{metric}")
-            else:
-                warnings.warn(warning.message, warning.category, stacklevel=2)
+    task_metrics = {
+        name: TaskMetrics(question, truth, operating_points=points.get(name), ordinal=task_of[name] in ordinal_tasks)
+        for name, (question, truth) in questions.items()
+    }
+    statistics: dict[str, Statistics] = dict(task_metrics)
+    images = {name: labelled[task_of[name]] for name in questions}
     if len(probabilities) > 1:
         every = np.all(list(labelled.values()), axis=0)
         correct = np.all([p.argmax(1) == labels[task] for task, p in probabilities.items()], axis=0)[every]
-        value, low, high = bootstrap_ci(
-            np.mean, correct.astype(float), groups=None if groups is None else groups[every], **options
-        )
-        metrics["joint_accuracy"] = {"value": value, "ci_low": low, "ci_high": high}
+        statistics["joint_accuracy"] = _accuracy_of(correct)
+        images["joint_accuracy"] = every
+    intervals = _intervals(statistics, images, groups, n_resamples, seed)
+    for name, metric in task_metrics.items():
+        metrics[name] = metric.results(intervals[name])
+    if "joint_accuracy" in intervals:
+        metrics["joint_accuracy"] = intervals["joint_accuracy"]["accuracy"].as_dict()
+    undefined = [f"{name}/{metric}" for name, by_metric in intervals.items() for metric, interval in by_metric.items()
+                 if interval.problem]  # fmt: skip
     if undefined:
         examples = ", ".join(undefined[:3]) + (f" and {len(undefined) - 3} more" if len(undefined) > 3 else "")
         log.warning(
@@ -107,6 +103,39 @@ def evaluate_predictions(
         )
     metrics["operating_points"] = {name: dict(chosen) for name, chosen in points.items()}
     return metrics
+
+
+def _intervals(
+    statistics: Mapping[str, Statistics],
+    images: Mapping[str, np.ndarray],
+    groups: np.ndarray | None,
+    n_resamples: int,
+    seed: int,
+) -> dict[str, dict[str, Interval]]:
+    """Each statistic's intervals on the images selected for it, one resampling for each distinct selection.
+
+    A task and its binary questions are on the same images, and so is the joint accuracy where every image is
+    labelled for every task: drawn once, their resamples serve them all, as the same seed would draw them again.
+    """
+    selections: dict[bytes, list[str]] = {}
+    for name, selected in images.items():
+        selections.setdefault(selected.tobytes(), []).append(name)
+    intervals = {}
+    for names in selections.values():
+        selected = images[names[0]]
+        resampling = Resampling(int(selected.sum()), None if groups is None else groups[selected], n_resamples, seed)
+        intervals |= bootstrap_intervals({name: statistics[name] for name in names}, resampling)
+    return {name: intervals[name] for name in statistics}
+
+
+def _accuracy_of(correct: np.ndarray) -> Statistics:
+    """The share of correct images as a statistic of bootstrap counts, from N booleans."""
+    correct = np.flatnonzero(correct)
+
+    def accuracy(counts: np.ndarray) -> dict[str, np.ndarray]:
+        return {"accuracy": counts[correct].sum(0) / counts.sum(0)}
+
+    return accuracy
 
 
 def write_predictions(

@@ -3,7 +3,8 @@
 Two tools the field reports alongside every figure:
 
 - :func:`bootstrap_ci`: a percentile bootstrap confidence interval for any metric, resampling the test set's
-  images, or whole patients/exams when the images are grouped.
+  images, or whole patients/exams when the images are grouped. It calls the metric once per resample; the test
+  report's metrics evaluate all resamples at once instead (:mod:`medcls.metrics.bootstrap`), on the same resamples.
 - :func:`delong_test`: DeLong's test of two correlated binary AUCs measured on the same images (e.g. two models,
   or a model with and without pretraining).
 """
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import norm, rankdata
+
+from medcls.metrics.bootstrap import Resampling, percentile_interval
 
 
 def bootstrap_ci(
@@ -69,68 +72,31 @@ def bootstrap_ci(
         raise ValueError(f"arrays must be non-empty and of equal length, got lengths {[len(a) for a in arrays]}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+    resampling = Resampling(n, groups, n_resamples, seed)
 
     estimate = _evaluate(metric, arrays)
-    if estimate is None:
+    if math.isnan(estimate):
         raise ValueError("the metric is undefined on the full data")
-
-    # Images sorted by group, so each group is one contiguous run of `order`; without groups every image is its own
-    # group of one and the same code draws single images.
-    if groups is None:
-        order = np.arange(n)
-        sizes = np.ones(n, dtype=np.int64)
-    else:
-        groups = np.asarray(groups)
-        if len(groups) != n:
-            raise ValueError(f"groups has {len(groups)} entries for {n} images")
-        _, codes, sizes = np.unique(groups, return_inverse=True, return_counts=True)
-        order = np.argsort(codes.ravel(), kind="stable")
-    starts = np.cumsum(sizes) - sizes
-
     # Own resampling rather than scipy.stats.bootstrap: that one draws single observations and turns the whole
     # interval into NaN as soon as one resample is undefined, while we draw whole groups and skip undefined ones.
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(n_resamples):
-        drawn = rng.integers(0, len(sizes), len(sizes))
-        rows = order[_expand_runs(starts[drawn], sizes[drawn])]
-        value = _evaluate(metric, tuple(a[rows] for a in arrays))
-        if value is not None:
-            values.append(value)
-
-    undefined = n_resamples - len(values)
-    if undefined > n_resamples / 2:
-        raise ValueError(
-            f"the metric is undefined on {undefined} of {n_resamples} bootstrap resamples (e.g. AUC with too few "
-            "positives or negatives): the test set is too small for a bootstrap interval of this metric"
-        )
-    if undefined:
-        warnings.warn(
-            f"skipped {undefined} of {n_resamples} bootstrap resamples on which the metric is undefined",
-            stacklevel=2,
-        )
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(values, [alpha, 1 - alpha])
-    return estimate, float(low), float(high)
+    resampled = np.array([_evaluate(metric, tuple(a[rows] for a in arrays)) for rows in resampling.rows()])
+    interval = percentile_interval(estimate, resampled, confidence)
+    if interval.mostly_undefined:
+        raise ValueError(interval.undefined_reason)
+    if interval.undefined:
+        warnings.warn(interval.problem, stacklevel=2)
+    return estimate, interval.ci_low, interval.ci_high
 
 
-def _evaluate(metric: Callable[..., float], arrays: tuple[np.ndarray, ...]) -> float | None:
-    """The metric's value, or None where it is undefined (non-finite, or it refuses the data)."""
+def _evaluate(metric: Callable[..., float], arrays: tuple[np.ndarray, ...]) -> float:
+    """The metric's value, or NaN where it is undefined (non-finite, or it refuses the data)."""
     try:
         # numpy divisions by zero are the usual way an undefined metric shows up; they give NaN, not a warning.
         with np.errstate(divide="ignore", invalid="ignore"):
             value = float(metric(*arrays))
     except (ValueError, ZeroDivisionError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _expand_runs(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of ``range(start, start + length)`` for each pair, without a Python loop over groups."""
-    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
-    return offsets + np.arange(lengths.sum())
+        return math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 @dataclass(frozen=True)
