@@ -201,8 +201,10 @@ def test_checkpoint_restores_without_the_pretrained_weights_file(tutorial: list[
 
 
 def test_canet_fit_test_round_trip_on_synthetic_fundus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the pipelines on the device (the CPU here); the demo's other tests run them in the workers."""
     monkeypatch.chdir(tmp_path)
-    tiny = ["--config", str(CONFIG_DIR / "demo.yaml"), "--trainer.max_epochs", "2", "--trainer.enable_progress_bar",
+    tiny = ["--config", str(CONFIG_DIR / "demo.yaml"), "--data.transforms_on", "device", "--data.num_workers", "1",
+            "--trainer.max_epochs", "2", "--trainer.enable_progress_bar",
             "false", "--model.init_args.net.init_args.backbone", "test_resnet",
             "--data.train", "30", "--data.test", "10", "--data.width", "160", "--data.image_size", "64",
             "--data.input_size", "48", "--data.batch_size", "8", "--data.preprocess_workers", "1",

@@ -123,12 +123,16 @@ class ImageCache:
         return self._index[resolved]
 
     def read(self, i: int) -> np.ndarray:
-        """Return image ``i`` as a writable size x size x channels uint8 array (one channel keeps its axis)."""
+        """Return image ``i`` as a writable size x size x channels uint8 array (one channel keeps its axis).
+
+        A memmap cache returns a copy-on-write view of the file: no copy is made unless the array is written to,
+        and writing never changes the cache.
+        """
         row = self._rows[i]
         if self.settings.format == "memmap":
             if self._array is None:
-                self._array = np.load(self.root / _ARRAY, mmap_mode="r")
-            return np.array(self._array[row])
+                self._array = np.load(self.root / _ARRAY, mmap_mode="c")
+            return self._array[row]
         with Image.open(self.root / f"{row:06d}.jpg") as image:
             pixels = np.array(image)
         return pixels[..., np.newaxis] if pixels.ndim == 2 else pixels

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from torchvision.transforms import v2
 
 from medcls.data.base import TaskDataModule
+from medcls.data.batch_transforms import BatchPipeline
 from medcls.data.cache import CacheSettings, ImageCache, build_cache
 from medcls.data.preprocessing import Preprocessing
 from medcls.data.readers.records import MISSING_LABEL, Record
@@ -33,12 +35,18 @@ class CachedImageDataset(Dataset):
     Args:
         records: The images of this split.
         cache: The cache holding every record's image.
-        transform: Maps a uint8 C x H x W tensor to the network's input.
+        transform: Maps a uint8 C x H x W tensor to the network's input; None serves the cached uint8 image as it
+            is stored, H x W x C, for pipelines run on whole batches on the device (a batch of them then collates
+            with one plain copy per image, not a transposition).
         tasks: The labels served with each image.
     """
 
     def __init__(
-        self, records: Sequence[Record], cache: ImageCache, transform: Callable[[Tensor], Tensor], tasks: Sequence[str]
+        self,
+        records: Sequence[Record],
+        cache: ImageCache,
+        transform: Callable[[Tensor], Tensor] | None,
+        tasks: Sequence[str],
     ) -> None:
         self.records = list(records)
         self.tasks = list(tasks)
@@ -51,8 +59,10 @@ class CachedImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         record = self.records[index]
-        image = torch.from_numpy(self.cache.read(self.rows[index])).permute(2, 0, 1)
-        return {"image": self.transform(image), **{task: record.labels[task] for task in self.tasks}, "id": record.id}
+        image = torch.from_numpy(self.cache.read(self.rows[index]))
+        if self.transform is not None:
+            image = self.transform(image.permute(2, 0, 1))
+        return {"image": image, **{task: record.labels[task] for task in self.tasks}, "id": record.id}
 
 
 class CachedImageDataModule(TaskDataModule):
@@ -79,6 +89,10 @@ class CachedImageDataModule(TaskDataModule):
         train_transforms: Training pipeline, ``torchvision.transforms.v2`` transforms applied to a uint8
             C x H x W tensor (default: random resized crop to ``input_size``, flips, ImageNet normalisation).
         eval_transforms: Validation/test pipeline (default: resize to ``input_size``, ImageNet normalisation).
+        transforms_on: Where the pipelines run. ``workers``: on each image, in the loader's worker processes.
+            ``device``: on whole batches, on the accelerator, after the batch is copied there; the workers then
+            only read and collate the cached uint8 images, so that a few CPU cores keep a fast GPU busy. Each
+            image still gets random parameters of its own (kornia draws them), from the same distribution.
         select_tasks: Learn only these of the data set's tasks (e.g. ``[dr]`` for a DR-only model); default all.
         binary_views: The binary questions of graded tasks to evaluate, name -> [task, lowest positive grade]
             (e.g. ``{severe_dr: [dr, 3]}``); default: the data set's own (IDRiD: referable DR, DME present).
@@ -116,6 +130,7 @@ class CachedImageDataModule(TaskDataModule):
         input_size: int = 224,
         train_transforms: list[nn.Module] | None = None,
         eval_transforms: list[nn.Module] | None = None,
+        transforms_on: Literal["workers", "device"] = "workers",
         select_tasks: list[str] | None = None,
         binary_views: dict[str, tuple[str, int]] | None = None,
         balance: str | None = None,
@@ -142,6 +157,16 @@ class CachedImageDataModule(TaskDataModule):
         channels, mirror = preprocessing.channels, preprocessing.mirror_invariant
         self.train_transform = v2.Compose(train_transforms or default_train_transforms(input_size, channels, mirror))
         self.eval_transform = v2.Compose(eval_transforms or default_eval_transforms(input_size, channels))
+        if transforms_on not in ("workers", "device"):
+            raise ConfigError(f"--data.transforms_on is {transforms_on!r}; choose 'workers' or 'device'.")
+        self.transforms_on = transforms_on
+        self.batch_transforms: dict[str, BatchPipeline] = {}
+        self._augmentation_rng_state: Tensor | None = None
+        if transforms_on == "device":
+            self.batch_transforms = {
+                "train": BatchPipeline(self.train_transform.transforms, "--data.train_transforms"),
+                "eval": BatchPipeline(self.eval_transform.transforms, "--data.eval_transforms"),
+            }
         self.tasks = self._chosen_tasks(select_tasks)
         self.binary_views = self._chosen_views(binary_views)
         if balance is not None and balance not in self.tasks:
@@ -295,7 +320,7 @@ class CachedImageDataModule(TaskDataModule):
             cache = self._cache(records, progress=False)
             left_out = set(cache.skipped)
             records = [record for record in records if record.path.resolve() not in left_out]
-            self.predict_set = CachedImageDataset(records, cache, self.eval_transform, [])
+            self.predict_set = CachedImageDataset(records, cache, self._worker_transform(train=False), [])
             return
         self.splits = self._split()
         cache = self._cache([record for split in SPLITS for record in self.splits[split]], progress=False)
@@ -305,15 +330,53 @@ class CachedImageDataModule(TaskDataModule):
         self._check_splits(stage)
         self.groups = {record.id: record.group for records in self.splits.values() for record in records}
         tasks = list(self.tasks)
-        train_transform = self.train_transform if self.augment else self.eval_transform
-        self.train_set = CachedImageDataset(self.splits["train"], cache, train_transform, tasks)
-        self.val_set = CachedImageDataset(self.splits["val"], cache, self.eval_transform, tasks)
-        self.test_set = CachedImageDataset(self.splits["test"], cache, self.eval_transform, tasks)
+        train, evaluate = self._worker_transform(train=True), self._worker_transform(train=False)
+        self.train_set = CachedImageDataset(self.splits["train"], cache, train, tasks)
+        self.val_set = CachedImageDataset(self.splits["val"], cache, evaluate, tasks)
+        self.test_set = CachedImageDataset(self.splits["test"], cache, evaluate, tasks)
         self.predict_set = self.test_set
         if self.trainer is not None and self.trainer.logger is not None:
             log_dir = self.trainer.log_dir  # a collective call under DDP: on every process
             if self.trainer.is_global_zero:
                 self.write_splits(Path(log_dir) / "splits.csv")
+
+    def _worker_transform(self, *, train: bool) -> v2.Compose | None:
+        """The pipeline the loader workers run on each image: none when the pipelines run on the device."""
+        if self.transforms_on == "device":
+            return None
+        return self.train_transform if train and self.augment else self.eval_transform
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        """With ``transforms_on: device``, transform the batch's uint8 images where they now are.
+
+        The loaders then serve the cached images as they are stored, B x H x W x C; they become B x C x H x W
+        here (in channels-last memory, which convolutions on a GPU prefer). Training batches get the training
+        pipeline (unless ``augment`` is off), all others the evaluation one.
+        """
+        if not self.batch_transforms:
+            return batch
+        images = batch["image"].permute(0, 3, 1, 2)
+        if self.trainer is not None and self.trainer.training and self.augment:
+            with self._augmentation_stream():
+                batch["image"] = self.batch_transforms["train"](images)
+        else:
+            batch["image"] = self.batch_transforms["eval"](images)
+        return batch
+
+    @contextmanager
+    def _augmentation_stream(self) -> Iterator[None]:
+        """Draw the device augmentation's random parameters from a stream of this process's own.
+
+        Seeded from the run's seed and the process's rank: under DDP, where every process has the same seed,
+        each GPU's images then get parameters of their own, as each loader worker's do.
+        """
+        if self._augmentation_rng_state is None:
+            rank = getattr(self.trainer, "global_rank", 0)
+            self._augmentation_rng_state = torch.Generator().manual_seed(torch.initial_seed() + rank).get_state()
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._augmentation_rng_state)
+            yield
+            self._augmentation_rng_state = torch.get_rng_state()
 
     def group_of(self, image_id: str) -> str:
         """The group of an image, as its reader defined it (e.g. both images of a duplicate pair)."""

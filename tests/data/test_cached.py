@@ -1,5 +1,6 @@
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -111,6 +112,46 @@ def test_without_augmentation_training_images_are_served_like_validation_images(
     assert not torch.equal(augmented.train_set[0]["image"], augmented.train_set[0]["image"])  # random each time
     assert torch.equal(plain.train_set[0]["image"], plain.train_set[0]["image"])
     assert plain.train_set.transform is plain.val_set.transform
+
+
+def test_on_the_device_workers_serve_cached_pixels_and_the_batch_is_transformed_after_transfer(
+    synthetic_idrid: Path, tmp_path: Path
+) -> None:
+    on_workers = idrid(synthetic_idrid, tmp_path, batch_size=8)
+    on_device = idrid(synthetic_idrid, tmp_path, batch_size=8, transforms_on="device")
+    served, batch = next(iter(on_device.val_dataloader())), next(iter(on_device.train_dataloader()))
+    assert served["image"].dtype == torch.uint8 and served["image"].shape[1:] == (64, 64, 3)  # as cached
+    on_device.trainer = SimpleNamespace(training=False)
+    evaluated = on_device.on_after_batch_transfer(served, 0)["image"]
+    torch.testing.assert_close(evaluated, next(iter(on_workers.val_dataloader()))["image"])
+    on_device.trainer = SimpleNamespace(training=True)
+    cached = batch["image"].clone()
+    trained = on_device.on_after_batch_transfer(batch, 0)["image"]
+    assert trained.shape == (8, 3, 48, 48) and trained.dtype == torch.float32
+    assert not torch.allclose(trained, on_device.batch_transforms["eval"](cached.permute(0, 3, 1, 2)))  # augmented
+
+
+def test_each_process_augments_on_the_device_with_a_random_stream_of_its_own(
+    synthetic_idrid: Path, tmp_path: Path
+) -> None:
+    data = idrid(synthetic_idrid, tmp_path, batch_size=4, transforms_on="device")
+    batch = next(iter(data.train_dataloader()))
+
+    def augmented(rank: int) -> torch.Tensor:
+        torch.manual_seed(0)  # the run's seed, the same in every process
+        on_rank = idrid(synthetic_idrid, tmp_path, batch_size=4, transforms_on="device")
+        on_rank.trainer = SimpleNamespace(training=True, global_rank=rank)
+        return on_rank.on_after_batch_transfer(dict(batch), 0)["image"]
+
+    assert torch.equal(augmented(0), augmented(0)) and not torch.equal(augmented(0), augmented(1))
+
+
+def test_a_transform_the_device_cannot_batch_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--data\.train_transforms: RandomAffine cannot run on whole batches"):
+        IDRiDDataModule(tmp_path / "nowhere", transforms_on="device", train_transforms=[v2.RandomAffine(5)])
+    with pytest.raises(ConfigError, match=r"--data\.transforms_on is 'gpu'; choose 'workers' or 'device'\."):
+        IDRiDDataModule(tmp_path / "nowhere", transforms_on="gpu")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize(

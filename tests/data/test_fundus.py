@@ -9,7 +9,7 @@ from medcls.data.preprocessing.fundus import FundusPreprocessing
 # The options configs, checkpoints and --help know the fundus data modules by.
 OPTIONS = [
     "root", "cache_dir", "image_size", "contrast", "cache_format", "skip_corrupt", "preprocess_workers", "input_size",
-    "train_transforms", "eval_transforms", "select_tasks", "binary_views", "balance", "train_fraction",
+    "train_transforms", "eval_transforms", "transforms_on", "select_tasks", "binary_views", "balance", "train_fraction",
     "train_fraction_seed", "all_as_test", "predict_images", "batch_size", "eval_batch_size", "num_workers", "augment",
 ]  # fmt: skip
 
