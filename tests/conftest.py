@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads OpenMP: idle threads sleep instead of spinning. On a busy machine (2 cores shared with other
+# jobs) spinning threads that wait for a preempted one burn the cores, and made the suite several times slower.
+# The children the tests start (medcls commands, notebook kernels, DDP processes) inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from pathlib import Path
 
 import numpy as np
@@ -48,16 +55,37 @@ def mnist_root(tmp_path: Path) -> Path:
     return write_mnist(tmp_path / "mnist")
 
 
-@pytest.fixture
-def tutorial(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The tutorial config on the small MNIST, one epoch, run from an empty folder (``tmp_path / "run"``)."""
-    (tmp_path / "run").mkdir()
-    monkeypatch.chdir(tmp_path / "run")
+def tutorial_args(mnist_root: Path) -> list[str]:
+    """The tutorial config on the small MNIST in ``mnist_root``, one epoch, without progress bar."""
     return [
         "--config", str(Path(__file__).parents[1] / "configs/mnist/tutorial.yaml"),
         "--data.root", str(mnist_root), "--data.download", "false", "--data.val_size", "100",
         "--trainer.max_epochs", "1", "--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "2",
     ]  # fmt: skip
+
+
+@pytest.fixture
+def tutorial(mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The tutorial config on the small MNIST, one epoch, run from an empty folder (``tmp_path / "run"``)."""
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    return tutorial_args(mnist_root)
+
+
+@pytest.fixture(scope="session")
+def tutorial_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of one fit of ``tutorial`` (one epoch, the same small MNIST), trained once per session.
+
+    Shared by every test that asks for it: copy it (``shutil.copytree``) before writing to it or next to it.
+    """
+    from medcls.cli import main
+
+    folder = tmp_path_factory.mktemp("tutorial_run")
+    mnist = write_mnist(folder / "mnist")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        main(["fit", *tutorial_args(mnist)])
+    return folder / "runs" / "mnist-tutorial" / "version_0"
 
 
 @pytest.fixture(scope="session")
