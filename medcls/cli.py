@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 import medcls.nets  # noqa: F401  (imported so that configs can name nets by class name alone)
 from medcls.callbacks import EarlyStopping, EvaluationReport, LineProgress, TrainingPreview
+from medcls.callbacks.progress import BarProgress
 from medcls.console import console, quiet_libraries
 from medcls.data import TaskDataModule
 from medcls.errors import DEBUG_VARIABLE, CheckpointError, ConfigError
@@ -81,10 +82,11 @@ class MedclsCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, writing checkpoints atomically, with the callbacks that have something to do in this run.
 
-        Left out: outside ``fit``, the checkpoints, early stopping and learning-rate monitor; without a logger, the
+        Left out: outside ``fit``, the checkpoints, early stopping and learning-rate monitor; outside ``test`` and
+        ``predict``, the report (Lightning calls every callback several times a step); without a logger, the
         learning-rate monitor (which would refuse to run); in a ``fast_dev_run``, which writes nothing, the
-        checkpoints and the report (Lightning would still create their folders). Where the output is not a
-        terminal, progress is reported in plain lines rather than tqdm's bars.
+        checkpoints and the report (Lightning would still create their folders). Progress is shown in tqdm's bars
+        redrawn a few times a second on a terminal (Lightning's redraw after every batch), elsewhere in plain lines.
         """
         config = {**self._get(self.config_init, "trainer", default={}), **kwargs}
         callbacks = [self._get(self.config_init, key) for key in self._parser(self.subcommand).callback_keys]
@@ -94,12 +96,13 @@ class MedclsCLI(LightningCLI):
             config["enable_checkpointing"] = False  # else Lightning adds a checkpoint callback of its own
             # The checkpoint holds the states of the fit's callbacks, which have nothing to restore in this run.
             warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used")
+        idle += (EvaluationReport,) if self.subcommand not in ("test", "predict") else ()
         idle += (ModelCheckpoint, EvaluationReport) if config.get("fast_dev_run") else ()
         callbacks = [callback for callback in callbacks if not isinstance(callback, idle)]
         configured = config.get("callbacks") or []
         bars = [c for c in (configured if isinstance(configured, list) else [configured]) if isinstance(c, ProgressBar)]
-        if config.get("enable_progress_bar") is not False and not bars and not sys.stdout.isatty():
-            callbacks.append(LineProgress())
+        if config.get("enable_progress_bar") is not False and not bars:
+            callbacks.append(BarProgress() if sys.stdout.isatty() else LineProgress())
         trainer = self._instantiate_trainer(config, callbacks)
         if not trainer.loggers:
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, LearningRateMonitor)]

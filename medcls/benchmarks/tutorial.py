@@ -80,11 +80,13 @@ def plain_loop(root: Path, epochs: int) -> tuple[float, int]:
 
 
 def through_medcls(config: Path, root: Path, epochs: int, runs: Path) -> float:
-    """Seconds of ``medcls fit`` of the tutorial's config, its runs written under ``runs``."""
+    """Seconds of ``medcls fit`` of the tutorial's config, its runs written under ``runs``.
+
+    The fit runs as a user's does, progress included: tqdm's bars where the output is a terminal, lines where not.
+    """
     start = time.perf_counter()
     medcls(
         ["fit", "--config", str(config), "--data.root", str(root), "--data.download", "false",
-         "--trainer.max_epochs", str(epochs), "--trainer.enable_progress_bar", "false",
-         "--trainer.logger.init_args.save_dir", str(runs)]
+         "--trainer.max_epochs", str(epochs), "--trainer.logger.init_args.save_dir", str(runs)]
     )  # fmt: skip
     return time.perf_counter() - start

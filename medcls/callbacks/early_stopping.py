@@ -31,6 +31,13 @@ class EarlyStopping(LightningEarlyStopping):
     ) -> None:
         super().__init__(monitor=monitor or "", patience=patience or 0, min_delta=min_delta, mode=mode)
         self.enabled = patience is not None and monitor is not None
+        # Lightning formats the key anew for every hook it calls, several times a step: format it once.
+        self._state_key = super().state_key
+
+    @property
+    def state_key(self) -> str:
+        """The key of this callback's state in a checkpoint, Lightning's (the class, the metric and its mode)."""
+        return self._state_key
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Check the metric after each validation, if enabled."""

@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from medcls.data import MNISTDataModule, TaskDataModule
-from medcls.errors import ConfigError
+from medcls.errors import ConfigError, TrainingError
 from medcls.models import Classifier
 from medcls.nets import TutorialNet
 from tests.conftest import write_mnist
@@ -390,3 +390,68 @@ def test_class_names_default_to_the_indices_and_must_fit_the_tasks() -> None:
         Classifier(TwoHeadNet, {"tb": 2}, class_names={"tb": ["a", "b", "c"]})
     with pytest.raises(ConfigError, match="ordinal_tasks"):
         Classifier(TwoHeadNet, {"tb": 2}, ordinal_tasks=["dr"])
+
+
+def test_a_batch_moves_its_tensors_and_keeps_its_names_as_they_are() -> None:
+    model = Classifier(TwoHeadNet, {"dr": 5, "dme": 3})
+    given = batch()
+    moved = model.transfer_batch_to_device(given, torch.device("meta"), 0)
+    assert moved.keys() == given.keys() and moved["id"] is given["id"]
+    assert all(moved[key].is_meta for key in ("image", "dr", "dme"))
+    # A batch of another shape takes Lightning's way, which reaches into nested collections.
+    nested = model.transfer_batch_to_device({"image": given["image"], "extra": [given["dr"]]}, torch.device("meta"), 0)
+    assert nested["image"].is_meta and nested["extra"][0].is_meta
+
+
+class StepLosses(Callback):
+    """The loss of each training step by epoch, and each epoch's logged mean (read when the next epoch starts)."""
+
+    def __init__(self) -> None:
+        self.losses: dict[int, list[float]] = {}
+        self.logged: list[float] = []
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: Classifier) -> None:
+        if trainer.current_epoch:
+            self.logged.append(float(trainer.callback_metrics["train/loss_epoch"]))
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: Classifier, outputs, batch, batch_idx: int) -> None:
+        self.losses.setdefault(trainer.current_epoch, []).append(float(outputs["loss"]))
+
+    def on_train_end(self, trainer: Trainer, pl_module: Classifier) -> None:
+        self.logged.append(float(trainer.callback_metrics["train/loss_epoch"]))
+
+
+def test_each_epoch_logs_the_mean_training_loss_of_its_own_steps(recwarn: pytest.WarningsRecorder) -> None:
+    steps = StepLosses()
+    model = Classifier(TrunkNet, {"dr": 5, "dme": 3}, optimizer=partial(torch.optim.SGD, lr=0.1))
+    Trainer(
+        max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0, limit_val_batches=0, callbacks=[steps],
+    ).fit(model, datamodule=RandomImages(batch_size=4))  # fmt: skip
+    assert [len(losses) for losses in steps.losses.values()] == [4, 4]
+    assert steps.logged == pytest.approx([sum(losses) / 4 for losses in steps.losses.values()])
+    assert not [w for w in recwarn if "transfer_batch_to_device" in str(w.message)]  # the model's own, by design
+
+
+class PoisonWeights(Callback):
+    """Turns a weight NaN before training step ``step``, so that every loss from that step on is NaN."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: Classifier, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                pl_module.net.heads["dr"].weight[0, 0] = float("nan")
+
+
+def test_a_loss_turned_nan_stops_training_at_the_next_logging_step() -> None:
+    """The promise: the loss is checked on the steps the logger writes, so training stops within that many steps."""
+    model = Classifier(TrunkNet, {"dr": 5, "dme": 3}, optimizer=partial(torch.optim.SGD, lr=0.1))
+    trainer = Trainer(
+        max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=3, callbacks=[PoisonWeights(step=4)],
+    )  # fmt: skip
+    with pytest.raises(TrainingError, match=r"the training loss of step 6 is NaN or infinite \(epoch 0, step 6\)"):
+        trainer.fit(model, datamodule=RandomImages(batch_size=2))  # 8 steps
+    assert trainer.global_step == 6  # stopped before the seventh optimizer step
