@@ -353,7 +353,7 @@ class CachedImageDataModule(TaskDataModule):
         here (in channels-last memory, which convolutions on a GPU prefer). Training batches get the training
         pipeline (unless ``augment`` is off), all others the evaluation one.
         """
-        if not self.batch_transforms:
+        if self.transforms_on == "workers":
             return batch
         images = batch["image"].permute(0, 3, 1, 2)
         if self.trainer is not None and self.trainer.training and self.augment:
