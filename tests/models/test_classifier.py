@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
 from torch import nn
 
 from medcls.data import MNISTDataModule, TaskDataModule
@@ -445,6 +446,36 @@ class PoisonWeights(Callback):
                 pl_module.net.heads["dr"].weight[0, 0] = float("nan")
 
 
+class LossByStep(Callback):
+    """The training loss of every optimizer step, by its index (the step TensorBoard shows it at)."""
+
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: Classifier, outputs, batch, batch_idx: int) -> None:
+        self.losses[trainer.global_step - 1] = float(outputs["loss"])
+
+
+def test_the_step_loss_in_tensorboard_is_the_loss_of_the_step_it_is_shown_at(tmp_path) -> None:
+    """Logged on the steps Lightning writes: a loss logged on another step would be shown steps later, stale."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    losses = LossByStep()
+    model = Classifier(TrunkNet, {"dr": 5, "dme": 3}, optimizer=partial(torch.optim.SGD, lr=0.1))
+    trainer = Trainer(
+        max_epochs=2, logger=TensorBoardLogger(tmp_path), enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=3,
+        callbacks=[losses],
+    )  # fmt: skip
+    trainer.fit(model, datamodule=RandomImages(batch_size=1))  # 32 steps
+    events = EventAccumulator(trainer.logger.log_dir)
+    events.Reload()
+    shown = {event.step: event.value for event in events.Scalars("train/loss_step")}
+    assert sorted(shown) == list(range(2, 32, 3))  # after every third step
+    for step, value in shown.items():
+        assert value == pytest.approx(losses.losses[step], rel=1e-6), step
+
+
 def test_a_loss_turned_nan_stops_training_at_the_next_logging_step() -> None:
     """The promise: the loss is checked on the steps the logger writes, so training stops within that many steps."""
     model = Classifier(TrunkNet, {"dr": 5, "dme": 3}, optimizer=partial(torch.optim.SGD, lr=0.1))
@@ -452,6 +483,7 @@ def test_a_loss_turned_nan_stops_training_at_the_next_logging_step() -> None:
         max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         num_sanity_val_steps=0, limit_val_batches=0, log_every_n_steps=3, callbacks=[PoisonWeights(step=4)],
     )  # fmt: skip
-    with pytest.raises(TrainingError, match=r"the training loss of step 6 is NaN or infinite \(epoch 0, step 6\)"):
+    # Lightning writes after steps 2, 5, 8 (the third, sixth, ninth): the loss is checked on those
+    with pytest.raises(TrainingError, match=r"the training loss of step 5 is NaN or infinite \(epoch 0, step 5\)"):
         trainer.fit(model, datamodule=RandomImages(batch_size=2))  # 8 steps
-    assert trainer.global_step == 6  # stopped before the seventh optimizer step
+    assert trainer.global_step == 5  # stopped before the sixth optimizer step
