@@ -14,12 +14,13 @@ from jsonargparse import ArgumentError, Namespace
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 import medcls.nets  # noqa: F401  (imported so that configs can name nets by class name alone)
-from medcls.callbacks import EarlyStopping, EvaluationReport, LineProgress, TrainingPreview
+from medcls.callbacks import EarlyStopping, EvaluationReport, LineProgress, ModelCheckpoint, TrainingPreview
 from medcls.callbacks.progress import BarProgress
 from medcls.console import console, quiet_libraries
 from medcls.data import TaskDataModule
@@ -32,12 +33,25 @@ from medcls.runs import RUN_CHECKPOINTS, RunFolder, continue_run, name_experimen
 EVALUATING_SUBCOMMANDS = ("validate", "test", "predict")
 LINKED_FROM_DATA = ("tasks", "binary_views", "class_names", "ordinal_tasks")
 """The data module's attributes linked into the model's arguments of the same names: always the data's."""
-FIT_ONLY_CALLBACKS = (ModelCheckpoint, LightningEarlyStopping, LearningRateMonitor)
+FIT_ONLY_CALLBACKS = (LightningModelCheckpoint, LightningEarlyStopping, LearningRateMonitor)
 """Callbacks with nothing to do outside ``fit`` (a checkpoint callback would only warn that its folder changed)."""
 
 
 class MedclsCLI(LightningCLI):
     """LightningCLI with medcls' defaults: TensorBoard under ``runs/``, best and last checkpoints, a report."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        argv = kwargs.get("args")
+        self._requested = _requested_subcommand(sys.argv[1:] if argv is None else argv)
+        super().__init__(*args, **kwargs)
+
+    def subcommands(self) -> dict[str, set[str]]:  # type: ignore[override]
+        """Lightning's subcommands; only the one asked for, if any (each one's parser takes a tenth of a second).
+
+        Without a subcommand (``medcls --help``, a typing error) every one is built, so that all are listed.
+        """
+        every = LightningCLI.subcommands()
+        return {self._requested: every[self._requested]} if self._requested in every else every
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link the data's tasks into the model and add the callbacks every run has."""
@@ -97,7 +111,7 @@ class MedclsCLI(LightningCLI):
             # The checkpoint holds the states of the fit's callbacks, which have nothing to restore in this run.
             warnings.filterwarnings("ignore", message="Be aware that when using `ckpt_path`, callbacks used")
         idle += (EvaluationReport,) if self.subcommand not in ("test", "predict") else ()
-        idle += (ModelCheckpoint, EvaluationReport) if config.get("fast_dev_run") else ()
+        idle += (LightningModelCheckpoint, EvaluationReport) if config.get("fast_dev_run") else ()
         callbacks = [callback for callback in callbacks if not isinstance(callback, idle)]
         configured = config.get("callbacks") or []
         bars = [c for c in (configured if isinstance(configured, list) else [configured]) if isinstance(c, ProgressBar)]
@@ -126,9 +140,9 @@ class MedclsCLI(LightningCLI):
         """
         argv = sys.argv[1:] if args is None else args
         subcommand, defaults = None, {}
-        if isinstance(argv, list):
-            subcommands = getattr(self, "_subcommand_parsers", {})  # none when built with run=False
-            subcommand = next((arg for arg in argv if arg in subcommands), None)
+        subcommands = getattr(self, "_subcommand_parsers", {})  # none when built with run=False
+        if isinstance(argv, list) and self._requested in subcommands:
+            subcommand = self._requested
             ckpt_path = _option_value(argv, "--ckpt_path")
             if subcommand and ckpt_path and ckpt_path not in RUN_CHECKPOINTS:
                 defaults = _classes_of(load_checkpoint(ckpt_path))
@@ -189,6 +203,19 @@ class MedclsCLI(LightningCLI):
         # Lightning computes the version where it is not set, and only reads it where it is: set it here.
         logger._version = claimed.version
         return claimed
+
+
+def _requested_subcommand(argv: Any) -> str | None:
+    """The subcommand of a command line: its first argument that is neither an option nor ``--config``'s file."""
+    if not isinstance(argv, list):
+        return None
+    arguments = iter(argv)
+    for arg in arguments:
+        if arg in ("-c", "--config"):
+            next(arguments, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
 
 
 def _option_value(argv: list[str], option: str) -> str | None:

@@ -13,7 +13,7 @@ import torch
 import yaml
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from medcls.cli import main
+from medcls.cli import _requested_subcommand, main
 from medcls.errors import MedclsError
 from medcls.io import AtomicCheckpointIO
 
@@ -104,6 +104,25 @@ def print_config(*configs: Path, capsys: pytest.CaptureFixture) -> dict:
         main(["fit", *(arg for config in configs for arg in ("--config", str(config))), "--print_config"])
     assert exit_info.value.code in (0, None)
     return yaml.safe_load(capsys.readouterr().out)
+
+
+def test_help_lists_every_subcommand_and_a_subcommand_shows_its_own_options(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in ("fit", "validate", "test", "predict"))
+    with pytest.raises(SystemExit):
+        main(["test", "--help"])
+    assert "--ckpt_path" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, subcommand",
+    [(["fit", "--data.split", "test"], "fit"), (["-c", "fit", "test"], "test"),
+     (["--config=x.yaml", "predict"], "predict"), (["--help"], None)],
+)  # fmt: skip
+def test_the_subcommand_is_the_first_argument_that_is_no_option(argv: list[str], subcommand: str | None) -> None:
+    assert _requested_subcommand(argv) == subcommand
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[str(c.relative_to(CONFIG_DIR)) for c in CONFIGS])

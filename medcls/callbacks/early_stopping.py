@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Literal
 
 from lightning.pytorch import LightningModule, Trainer
@@ -31,13 +32,14 @@ class EarlyStopping(LightningEarlyStopping):
     ) -> None:
         super().__init__(monitor=monitor or "", patience=patience or 0, min_delta=min_delta, mode=mode)
         self.enabled = patience is not None and monitor is not None
-        # Lightning formats the key anew for every hook it calls, several times a step: format it once.
-        self._state_key = super().state_key
 
-    @property
+    @cached_property
     def state_key(self) -> str:
-        """The key of this callback's state in a checkpoint, Lightning's (the class, the metric and its mode)."""
-        return self._state_key
+        """The key of this callback's state in a checkpoint, Lightning's (the class, the metric and its mode).
+
+        Lightning formats it anew for every hook it calls, several times a training step: formatted once here.
+        """
+        return super().state_key
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Check the metric after each validation, if enabled."""

@@ -55,8 +55,10 @@ class TrainingPreview(Callback):
     def on_train_batch_start(  # noqa: D102
         self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int
     ) -> None:
+        if batch_idx or not self.images:  # the cheapest tests first: this runs before every training step
+            return
         loggers = _tensorboards(trainer)
-        if not (loggers and self.images and trainer.is_global_zero and trainer.current_epoch == 0 and batch_idx == 0):
+        if not (loggers and trainer.is_global_zero and trainer.current_epoch == 0):
             return
         images = batch["image"][: self.images].detach().cpu()
         data = trainer.datamodule

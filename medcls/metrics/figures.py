@@ -95,7 +95,7 @@ def confusion_figure(
     for (true, predicted), value in np.ndenumerate(values):
         ax.text(
             predicted, true, f"{value:.2f}" if normalised else f"{value:.0f}", ha="center", va="center", fontsize=8,
-            color="white" if value > highest / 2 else "black",
+            color="white" if value > highest / 2 else "black", in_layout=False,  # inside the axes: nothing to fit
         )  # fmt: skip
     rotated = max(len(name) for name in class_names) > 3  # names of more than a few letters overlap side by side
     ax.set_xticks(
