@@ -144,7 +144,7 @@ class MedclsCLI(LightningCLI):
         if isinstance(argv, list) and self._requested in subcommands:
             subcommand = self._requested
             ckpt_path = _option_value(argv, "--ckpt_path")
-            if subcommand and ckpt_path and ckpt_path not in RUN_CHECKPOINTS:
+            if ckpt_path and ckpt_path not in RUN_CHECKPOINTS:
                 defaults = _classes_of(load_checkpoint(ckpt_path))
                 subcommands[subcommand].set_defaults(defaults)
         try:
