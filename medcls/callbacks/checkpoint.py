@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from functools import cached_property
-
 from lightning.pytorch.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
+from medcls.callbacks.state_key import StateKeyOnce
 
-class ModelCheckpoint(LightningModelCheckpoint):
+
+class ModelCheckpoint(StateKeyOnce, LightningModelCheckpoint):
     """Lightning's ``ModelCheckpoint`` (same options, same state in the checkpoints), a little cheaper per step."""
-
-    @cached_property
-    def state_key(self) -> str:
-        """The key of this callback's state in a checkpoint, Lightning's (the class, the metric, the intervals).
-
-        Lightning formats it anew for every hook it calls, several times a training step; its parts are fixed once the
-        callback is built.
-        """
-        return super().state_key

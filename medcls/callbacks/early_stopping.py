@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Literal
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import EarlyStopping as LightningEarlyStopping
 
+from medcls.callbacks.state_key import StateKeyOnce
 
-class EarlyStopping(LightningEarlyStopping):
+
+class EarlyStopping(StateKeyOnce, LightningEarlyStopping):
     """Stops training when the monitored validation metric has not improved for ``patience`` validations.
 
     The metric and its direction are the checkpoint's (``--checkpoint.monitor``, ``--checkpoint.mode``), so
@@ -32,14 +33,6 @@ class EarlyStopping(LightningEarlyStopping):
     ) -> None:
         super().__init__(monitor=monitor or "", patience=patience or 0, min_delta=min_delta, mode=mode)
         self.enabled = patience is not None and monitor is not None
-
-    @cached_property
-    def state_key(self) -> str:
-        """The key of this callback's state in a checkpoint, Lightning's (the class, the metric and its mode).
-
-        Lightning formats it anew for every hook it calls, several times a training step: formatted once here.
-        """
-        return super().state_key
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Check the metric after each validation, if enabled."""
