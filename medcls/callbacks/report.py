@@ -19,6 +19,7 @@ from medcls.distributed import gather_unique
 from medcls.errors import MedclsError
 from medcls.io import save_figure
 from medcls.metrics.binary import binary_questions, decisions
+from medcls.metrics.bootstrap import DEFAULT_RESAMPLES
 from medcls.metrics.evaluation import confusion_matrix
 from medcls.metrics.figures import confusion_figure, prediction_grid, roc_figure
 from medcls.metrics.report import evaluate_predictions, metric_values, write_metrics, write_predictions
@@ -51,7 +52,7 @@ class EvaluationReport(Callback):
         seed: Seed of the resampling.
     """
 
-    def __init__(self, grid_images: int = 24, bootstrap_resamples: int = 1000, seed: int = 0) -> None:
+    def __init__(self, grid_images: int = 24, bootstrap_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> None:
         self.grid_images = grid_images
         self.bootstrap_resamples = bootstrap_resamples
         self.seed = seed

@@ -26,6 +26,10 @@ Statistics = Callable[[np.ndarray], Mapping[str, np.ndarray]]
 A value is NaN (or infinite) on a resample where the metric is undefined, e.g. an AUC on a resample without positives.
 """
 
+DEFAULT_RESAMPLES = 1000
+"""Resamples behind a confidence interval unless told otherwise: the test report's, the comparison's and
+:func:`~medcls.metrics.stats.bootstrap_ci`'s."""
+
 _CHUNK_COUNTS = 1 << 21
 """Counts per chunk of resamples (16 MiB of float64); a statistic holds a few arrays of this size at a time.
 
@@ -126,7 +130,9 @@ class Resampling:
         ValueError: If there are no images or resamples, or ``groups`` does not match the images.
     """
 
-    def __init__(self, n_images: int, groups: np.ndarray | None = None, n_resamples: int = 1000, seed: int = 0):
+    def __init__(
+        self, n_images: int, groups: np.ndarray | None = None, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+    ) -> None:
         if n_images < 1:
             raise ValueError("the test set is empty: there is nothing to resample")
         if n_resamples < 1:

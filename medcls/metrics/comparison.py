@@ -12,6 +12,7 @@ import numpy as np
 from medcls.errors import DataError
 from medcls.io import atomic_write
 from medcls.metrics.binary import BinaryViews, binary_questions
+from medcls.metrics.bootstrap import DEFAULT_RESAMPLES
 from medcls.metrics.evaluation import evaluate_task
 from medcls.metrics.report import read_predictions
 from medcls.metrics.stats import delong_test
@@ -24,7 +25,7 @@ def compare(
     predictions: Mapping[str, Path],
     reference: str,
     views: BinaryViews,
-    n_resamples: int = 1000,
+    n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     ordinal_tasks: Collection[str] | None = None,
 ) -> list[dict[str, object]]:

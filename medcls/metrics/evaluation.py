@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from medcls.metrics.bootstrap import Interval, Resampling, bootstrap_intervals
+from medcls.metrics.bootstrap import DEFAULT_RESAMPLES, Interval, Resampling, bootstrap_intervals
 
 #: Rates reported at each operating point of a binary task, as named by :func:`~medcls.metrics.thresholds.confusion_at`.
 OPERATING_POINT_RATES = ("sensitivity", "specificity", "ppv", "npv", "f1")
@@ -34,7 +34,7 @@ def evaluate_task(
     operating_points: Mapping[str, float] | None = None,
     ordinal: bool = True,
     groups: np.ndarray | None = None,
-    n_resamples: int = 1000,
+    n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> dict[str, dict[str, float]]:
     """Every metric of one classification task on a test set, each with a 95 % bootstrap confidence interval.

@@ -19,7 +19,7 @@ import numpy as np
 from medcls.errors import DataError
 from medcls.io import atomic_write
 from medcls.metrics.binary import BinaryViews, binary_questions
-from medcls.metrics.bootstrap import Interval, Resampling, Statistics, bootstrap_intervals
+from medcls.metrics.bootstrap import DEFAULT_RESAMPLES, Interval, Resampling, Statistics, bootstrap_intervals
 from medcls.metrics.evaluation import TaskMetrics
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def evaluate_predictions(
     class_names: Mapping[str, list[str]] | None = None,
     ordinal_tasks: Collection[str] = (),
     groups: np.ndarray | None = None,
-    n_resamples: int = 1000,
+    n_resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> dict[str, Any]:
     """Every metric of every task and binary question of a test set, with its bootstrap confidence interval.

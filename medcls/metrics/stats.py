@@ -19,14 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm, rankdata
 
-from medcls.metrics.bootstrap import Resampling, percentile_interval
+from medcls.metrics.bootstrap import DEFAULT_RESAMPLES, Resampling, percentile_interval
 
 
 def bootstrap_ci(
     metric: Callable[..., float],
     *arrays: np.ndarray,
     groups: np.ndarray | None = None,
-    n_resamples: int = 2000,
+    n_resamples: int = DEFAULT_RESAMPLES,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> tuple[float, float, float]:
