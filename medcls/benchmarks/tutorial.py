@@ -69,12 +69,9 @@ def time_tutorial(config: Path, root: Path, epochs: int, repeats: int) -> Tutori
 def plain_loop(root: Path, epochs: int) -> tuple[float, int]:
     """The tutorial as plain PyTorch over medcls' loaders: train, then evaluate, each epoch; seconds and steps."""
     start = time.perf_counter()
-    torch.manual_seed(1)
-    data = MNISTDataModule(root)
-    data.prepare_data()
-    data.setup("fit")
+    data = _seeded_tutorial_data(root)
     net = TutorialNet(data.tasks)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.5)
+    optimizer = _tutorial_optimizer(net)
     steps = 0
     for _ in range(epochs):
         net.train()
@@ -88,6 +85,20 @@ def plain_loop(root: Path, epochs: int) -> tuple[float, int]:
             for batch in data.val_dataloader():
                 F.nll_loss(net(batch["image"]), batch["digit"])
     return time.perf_counter() - start, steps
+
+
+def _seeded_tutorial_data(root: Path) -> MNISTDataModule:
+    """The tutorial's data, set up for fitting, after seeding torch as the tutorial's config does."""
+    torch.manual_seed(1)
+    data = MNISTDataModule(root)
+    data.prepare_data()
+    data.setup("fit")
+    return data
+
+
+def _tutorial_optimizer(net: torch.nn.Module) -> torch.optim.Optimizer:
+    """The tutorial config's optimizer: SGD, learning rate 0.01, momentum 0.5."""
+    return torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.5)
 
 
 class _BareTutorial(LightningModule):
@@ -107,7 +118,7 @@ class _BareTutorial(LightningModule):
         return batch  # on the CPU already, as in the plain loop
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=0.01, momentum=0.5)
+        return _tutorial_optimizer(self.net)
 
 
 def bare_lightning(root: Path, epochs: int) -> float:
@@ -117,10 +128,7 @@ def bare_lightning(root: Path, epochs: int) -> float:
     closure alone, which any ``fit`` on its Trainer pays.
     """
     start = time.perf_counter()
-    torch.manual_seed(1)
-    data = MNISTDataModule(root)
-    data.prepare_data()
-    data.setup("fit")
+    data = _seeded_tutorial_data(root)
     trainer = Trainer(
         max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
         enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu", devices=1,

@@ -405,10 +405,12 @@ def test_a_batch_moves_its_tensors_and_keeps_its_names_as_they_are() -> None:
 
 
 class StepLosses(Callback):
-    """The loss of each training step by epoch, and each epoch's logged mean (read when the next epoch starts)."""
+    """The loss of each training step by epoch and by step index, and each epoch's logged mean (read when the next
+    epoch starts)."""
 
     def __init__(self) -> None:
         self.losses: dict[int, list[float]] = {}
+        self.by_step: dict[int, float] = {}  # the step index is the step TensorBoard shows a loss at
         self.logged: list[float] = []
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: Classifier) -> None:
@@ -417,6 +419,7 @@ class StepLosses(Callback):
 
     def on_train_batch_end(self, trainer: Trainer, pl_module: Classifier, outputs, batch, batch_idx: int) -> None:
         self.losses.setdefault(trainer.current_epoch, []).append(float(outputs["loss"]))
+        self.by_step[trainer.global_step - 1] = float(outputs["loss"])
 
     def on_train_end(self, trainer: Trainer, pl_module: Classifier) -> None:
         self.logged.append(float(trainer.callback_metrics["train/loss_epoch"]))
@@ -446,21 +449,11 @@ class PoisonWeights(Callback):
                 pl_module.net.heads["dr"].weight[0, 0] = float("nan")
 
 
-class LossByStep(Callback):
-    """The training loss of every optimizer step, by its index (the step TensorBoard shows it at)."""
-
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: Classifier, outputs, batch, batch_idx: int) -> None:
-        self.losses[trainer.global_step - 1] = float(outputs["loss"])
-
-
 def test_the_step_loss_in_tensorboard_is_the_loss_of_the_step_it_is_shown_at(tmp_path) -> None:
     """Logged on the steps Lightning writes: a loss logged on another step would be shown steps later, stale."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    losses = LossByStep()
+    losses = StepLosses()
     model = Classifier(TrunkNet, {"dr": 5, "dme": 3}, optimizer=partial(torch.optim.SGD, lr=0.1))
     trainer = Trainer(
         max_epochs=2, logger=TensorBoardLogger(tmp_path), enable_checkpointing=False, enable_progress_bar=False,
@@ -473,7 +466,7 @@ def test_the_step_loss_in_tensorboard_is_the_loss_of_the_step_it_is_shown_at(tmp
     shown = {event.step: event.value for event in events.Scalars("train/loss_step")}
     assert sorted(shown) == list(range(2, 32, 3))  # after every third step
     for step, value in shown.items():
-        assert value == pytest.approx(losses.losses[step], rel=1e-6), step
+        assert value == pytest.approx(losses.by_step[step], rel=1e-6), step
 
 
 def test_a_loss_turned_nan_stops_training_at_the_next_logging_step() -> None:
